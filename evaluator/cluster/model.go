@@ -1,0 +1,238 @@
+// Package cluster is the in-memory model of a cluster snapshot: the namespaces, pods,
+// workloads, services, ingresses, NetworkPolicies and ClientIntents that the evaluator
+// and the compiler read. Objects enter through one door, Build, whether they come from
+// manifest files (Load) or from informers, so every consumer sees the same model.
+package cluster
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/shadowgate/shadowgate/evaluator/intents"
+)
+
+// WorkloadID is a workload identity as Otterize resolves it: the pod's
+// intents.otterize.com/workload-name annotation, else its root controller, else the pod
+// itself.
+type WorkloadID struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"workload"`
+	Kind      string `json:"kind"`
+}
+
+func (w WorkloadID) String() string {
+	if w.Kind == "" {
+		return w.Namespace + "/" + w.Name
+	}
+	return w.Namespace + "/" + w.Name + " (" + w.Kind + ")"
+}
+
+// IsZero reports whether the identity is unset.
+func (w WorkloadID) IsZero() bool { return w.Name == "" }
+
+// Namespace is a namespace and its labels. Namespaces referenced by objects but absent
+// from the snapshot are synthesized with only the kubernetes.io/metadata.name label,
+// which the API server sets on every namespace.
+type Namespace struct {
+	Name        string
+	Labels      labels.Set
+	Synthesized bool
+}
+
+// ContainerPort is a port a pod's containers declare; named NetworkPolicy ports resolve
+// against these on the destination pod.
+type ContainerPort struct {
+	Name     string          `json:"name,omitempty"`
+	Port     int32           `json:"port"`
+	Protocol corev1.Protocol `json:"protocol"`
+}
+
+// Pod is a pod as the policy engine sees it.
+type Pod struct {
+	Namespace   string
+	Name        string
+	Labels      labels.Set
+	IPs         []netip.Addr
+	HostIP      netip.Addr // the node's IP, when known
+	NodeName    string
+	HostNetwork bool
+	Ports       []ContainerPort
+	Workload    WorkloadID
+	// Selector is the label selector of the pod's root controller (Deployment.spec.selector
+	// and the like); nil for bare pods and pods that take their identity from the
+	// workload-name annotation. The compiler uses it to select exactly the identity's pods.
+	Selector *metav1.LabelSelector
+	// Synthesized pods come from a workload's pod template because the snapshot had no
+	// pods for it; they have no IPs.
+	Synthesized bool
+	// Origin says where the object was read (file and document), for messages.
+	Origin string
+}
+
+// Key is namespace/name.
+func (p *Pod) Key() string { return p.Namespace + "/" + p.Name }
+
+// Workload is a controller at the root of an ownership chain (or a bare pod's identity).
+type Workload struct {
+	ID          WorkloadID
+	Selector    *metav1.LabelSelector // spec.selector, or the template labels when none
+	Template    labels.Set            // pod template labels
+	Ports       []ContainerPort       // pod template container ports
+	HostNetwork bool
+	Origin      string
+}
+
+// Service is a Service and what the compiler needs from it.
+type Service struct {
+	Namespace  string
+	Name       string
+	Type       corev1.ServiceType
+	Selector   labels.Set // nil for selector-less services
+	Ports      []corev1.ServicePort
+	ClusterIPs []netip.Addr
+	Origin     string
+}
+
+// IngressBackend is one Service backend referenced by an Ingress.
+type IngressBackend struct {
+	Service string
+	Port    networkingv1.ServiceBackendPort
+}
+
+// Ingress is an Ingress reduced to the Services it routes to.
+type Ingress struct {
+	Namespace string
+	Name      string
+	Backends  []IngressBackend
+	Origin    string
+}
+
+// Snapshot is the whole model. Build it with Build (or Load); after that it is read-only
+// and safe for concurrent readers.
+type Snapshot struct {
+	Namespaces      map[string]*Namespace
+	Pods            []*Pod // sorted by namespace/name
+	Workloads       map[WorkloadID]*Workload
+	Services        []*Service // sorted by namespace/name
+	Ingresses       []*Ingress // sorted by namespace/name
+	NetworkPolicies []*networkingv1.NetworkPolicy
+	Intents         []*intents.ClientIntents // sorted by namespace/name
+	// Ignored counts objects of kinds the model does not use, by apiVersion/kind.
+	Ignored map[string]int
+	// Warnings are problems that do not stop the load (an owner missing from the
+	// snapshot, a pod without IPs, ...), sorted.
+	Warnings []string
+
+	podsByKey map[string]*Pod
+	podsByIP  map[netip.Addr]*Pod
+	nodeIPs   map[netip.Addr]string
+}
+
+// Index (re)builds the lookup tables. Build calls it; tests that assemble a Snapshot by
+// hand call it themselves.
+func (s *Snapshot) Index() {
+	sort.Slice(s.Pods, func(i, j int) bool { return s.Pods[i].Key() < s.Pods[j].Key() })
+	s.podsByKey = make(map[string]*Pod, len(s.Pods))
+	s.podsByIP = make(map[netip.Addr]*Pod, len(s.Pods))
+	s.nodeIPs = map[netip.Addr]string{}
+	if s.Namespaces == nil {
+		s.Namespaces = map[string]*Namespace{}
+	}
+	for _, p := range s.Pods {
+		s.podsByKey[p.Key()] = p
+		if p.HostIP.IsValid() {
+			s.nodeIPs[p.HostIP] = p.NodeName
+		}
+		if p.HostNetwork {
+			// A host-network pod shares its node's address: traffic from it is node traffic.
+			continue
+		}
+		for _, ip := range p.IPs {
+			s.podsByIP[ip] = p
+		}
+		if _, ok := s.Namespaces[p.Namespace]; !ok {
+			s.Namespaces[p.Namespace] = SynthesizeNamespace(p.Namespace)
+		}
+	}
+}
+
+// SynthesizeNamespace returns a namespace known only by name.
+func SynthesizeNamespace(name string) *Namespace {
+	return &Namespace{Name: name, Labels: labels.Set{corev1.LabelMetadataName: name}, Synthesized: true}
+}
+
+// Pod returns the pod namespace/name.
+func (s *Snapshot) Pod(namespace, name string) *Pod { return s.podsByKey[namespace+"/"+name] }
+
+// PodByIP returns the (non-host-network) pod that owns ip.
+func (s *Snapshot) PodByIP(ip netip.Addr) *Pod { return s.podsByIP[ip.Unmap()] }
+
+// NodeByIP returns the name of the node with address ip, as learnt from pods' hostIP.
+func (s *Snapshot) NodeByIP(ip netip.Addr) (string, bool) {
+	n, ok := s.nodeIPs[ip.Unmap()]
+	return n, ok
+}
+
+// NamespaceLabels returns the labels of namespace ns (synthesizing the metadata.name
+// label for namespaces the snapshot does not list).
+func (s *Snapshot) NamespaceLabels(ns string) labels.Set {
+	if n, ok := s.Namespaces[ns]; ok {
+		return n.Labels
+	}
+	return labels.Set{corev1.LabelMetadataName: ns}
+}
+
+// PodsOf returns the pods that resolve to workload id.
+func (s *Snapshot) PodsOf(id WorkloadID) []*Pod {
+	var out []*Pod
+	for _, p := range s.Pods {
+		if p.Workload == id {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Service returns the service namespace/name.
+func (s *Snapshot) Service(namespace, name string) *Service {
+	i := sort.Search(len(s.Services), func(i int) bool {
+		sv := s.Services[i]
+		return sv.Namespace > namespace || (sv.Namespace == namespace && sv.Name >= name)
+	})
+	if i < len(s.Services) && s.Services[i].Namespace == namespace && s.Services[i].Name == name {
+		return s.Services[i]
+	}
+	return nil
+}
+
+// ObjectError locates a problem in the input: file, document (1-based) and line where the
+// parser gives one, and the object.
+type ObjectError struct {
+	File     string
+	Document int
+	Line     int
+	Object   string // kind namespace/name, when known
+	Err      error
+}
+
+func (e *ObjectError) Error() string {
+	loc := e.File
+	if e.Document > 0 {
+		loc += fmt.Sprintf(": document %d", e.Document)
+	}
+	if e.Line > 0 {
+		loc += fmt.Sprintf(" (line %d)", e.Line)
+	}
+	if e.Object != "" {
+		loc += ": " + e.Object
+	}
+	return loc + ": " + e.Err.Error()
+}
+
+func (e *ObjectError) Unwrap() error { return e.Err }

@@ -1,0 +1,105 @@
+// Package flows turns flow observations (Hubble jsonpb lines, a Hubble Relay stream, the
+// Otterize network-mapper) into normalized records behind one interface, Source.
+package flows
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Kind says what an Event carries.
+type Kind int
+
+const (
+	// KindFlow carries a Flow.
+	KindFlow Kind = iota
+	// KindLost reports flows the producer lost (Hubble lost_events).
+	KindLost
+	// KindNodeStatus reports a node's observer state change (Hubble node_status).
+	KindNodeStatus
+	// KindMalformed reports an input line that could not be used. It is counted and
+	// skipped by consumers, never silently dropped.
+	KindMalformed
+)
+
+// Event is one item read from a Source.
+type Event struct {
+	Kind Kind
+	// Line is the 1-based input line for file sources, 0 otherwise.
+	Line       int
+	Flow       *Flow
+	Lost       *Lost
+	NodeStatus *NodeStatus
+	// Reason is set for KindMalformed: a short stable token (e.g. "invalid-json") and
+	// Detail a human explanation.
+	Reason string
+	Detail string
+}
+
+// Flow is a Hubble flow reduced to what shadowgate judges.
+type Flow struct {
+	Time     time.Time
+	UUID     string
+	NodeName string
+	// Verdict is Hubble's verdict (FORWARDED, DROPPED, ERROR, AUDIT, REDIRECTED, ...).
+	Verdict    string
+	DropReason string // drop_reason_desc, e.g. POLICY_DENIED
+	// Type is L3_L4, L7, TRACE, SOCK, ... (empty when the line does not say).
+	Type string
+	// IsReply is nil when the observation point could not tell.
+	IsReply          *bool
+	TrafficDirection string // INGRESS, EGRESS or empty
+	Source           Endpoint
+	Destination      Endpoint
+	// Protocol is TCP, UDP, SCTP, ICMPv4, ICMPv6, or empty for non-IP flows.
+	Protocol        string
+	SourcePort      uint32
+	DestinationPort uint32
+	TCPFlags        TCPFlags
+}
+
+// TCPFlags are the flags of a TCP observation.
+type TCPFlags struct {
+	SYN, ACK, FIN, RST, PSH bool
+}
+
+// Endpoint is one side of a Hubble flow.
+type Endpoint struct {
+	IP        netip.Addr // zero when the flow has no IP layer
+	Namespace string
+	PodName   string
+	// Labels as Hubble writes them ("k8s:app=cart", "reserved:world").
+	Labels    []string
+	Workloads []Workload
+	Identity  uint32
+	Names     []string // DNS names Hubble associated with the IP
+}
+
+// Workload is Hubble's workload of an endpoint.
+type Workload struct {
+	Name string
+	Kind string
+}
+
+// Lost reports flows lost at the source (a node's ring buffer, the relay, ...).
+type Lost struct {
+	Time      time.Time
+	Source    string // e.g. PERF_EVENT_RING_BUFFER, OBSERVER_EVENTS_QUEUE, HUBBLE_RING_BUFFER
+	NumEvents uint64
+	NodeName  string
+}
+
+// NodeStatus reports a change in a node's observer (e.g. NODE_UNAVAILABLE).
+type NodeStatus struct {
+	Time      time.Time
+	State     string
+	NodeNames []string
+	Message   string
+}
+
+// Source yields events in order. Next returns io.EOF after the last event of a finite
+// source; long-running sources return ctx.Err() when ctx ends.
+type Source interface {
+	Next(ctx context.Context) (Event, error)
+}
