@@ -107,7 +107,8 @@ type Verdict struct {
 	Ingress Direction `json:"ingress"`
 }
 
-// Evaluator judges connections against a fixed policy set and snapshot.
+// Evaluator judges connections against a fixed policy set and snapshot. The slices in a
+// returned Verdict may be shared with other verdicts (Engine caches them): read-only.
 type Evaluator interface {
 	Evaluate(c Connection) Verdict
 }

@@ -23,6 +23,20 @@ const (
 	KindMalformed
 )
 
+func (k Kind) String() string {
+	switch k {
+	case KindFlow:
+		return "flow"
+	case KindLost:
+		return "lost"
+	case KindNodeStatus:
+		return "node-status"
+	case KindMalformed:
+		return "malformed"
+	}
+	return "unknown"
+}
+
 // Event is one item read from a Source.
 type Event struct {
 	Kind Kind
@@ -43,6 +57,7 @@ type Flow struct {
 	UUID     string
 	NodeName string
 	// Verdict is Hubble's verdict (FORWARDED, DROPPED, ERROR, AUDIT, REDIRECTED, ...).
+	// Verdict, DropReason, Type and TrafficDirection are empty when Hubble did not say.
 	Verdict    string
 	DropReason string // drop_reason_desc, e.g. POLICY_DENIED
 	// Type is L3_L4, L7, TRACE, SOCK, ... (empty when the line does not say).
@@ -52,7 +67,8 @@ type Flow struct {
 	TrafficDirection string // INGRESS, EGRESS or empty
 	Source           Endpoint
 	Destination      Endpoint
-	// Protocol is TCP, UDP, SCTP, ICMPv4, ICMPv6, or empty for non-IP flows.
+	// Protocol is TCP, UDP, SCTP, ICMPv4, ICMPv6, VRRP or IGMP; empty for non-IP flows and
+	// for IP flows whose layer 4 Hubble did not decode.
 	Protocol        string
 	SourcePort      uint32
 	DestinationPort uint32

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=...".
+var Version = "dev"
+
+// New builds the shadowgate command tree reading configuration from v: flags, then
+// SHADOWGATE_* environment variables, then the --config file.
+func New(v *viper.Viper) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "shadowgate",
+		Short: "Shadow-mode NetworkPolicy enforcement from ClientIntents",
+		Long: `shadowgate compiles ClientIntents into the NetworkPolicies enforcement would apply,
+evaluates them against observed Hubble flows, and reports the traffic that would be dropped.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return loadConfig(v, cmd)
+		},
+	}
+	root.PersistentFlags().String("config", "", "configuration file (YAML, JSON or TOML); SHADOWGATE_CONFIG also works")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
+	root.AddCommand(
+		newSimulateCmd(v),
+		newEvaluateCmd(v),
+		newCompileCmd(v),
+		newDemoCmd(v),
+	)
+	return root
+}
+
+// loadConfig binds the running command's flags to v (so flags win over the environment and
+// the file) and reads the configuration file when one is given.
+func loadConfig(v *viper.Viper, cmd *cobra.Command) error {
+	v.SetEnvPrefix("SHADOWGATE")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+	v.AutomaticEnv()
+	var bindErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" {
+			return
+		}
+		if err := v.BindPFlag(f.Name, f); err != nil && bindErr == nil {
+			bindErr = err
+		}
+	})
+	if bindErr != nil {
+		return bindErr
+	}
+	path := v.GetString("config")
+	if path == "" {
+		return nil
+	}
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		return badInput(fmt.Errorf("config file %s: %w", path, err))
+	}
+	return nil
+}
+
+// exactArgs is cobra.ExactArgs with the bad-input exit code.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return badInput(err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,306 @@
+package simulate
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/shadowgate/shadowgate/evaluator"
+	"github.com/shadowgate/shadowgate/flows"
+)
+
+// Report is the JSON contract of `shadowgate simulate -o json`. Field names are stable;
+// new fields may be added.
+type Report struct {
+	Enforced   []string          `json:"enforced"`
+	Namespaces []NamespaceReport `json:"namespaces"`
+	Uncovered  []Edge            `json:"uncovered"`
+	Flows      FlowCounts        `json:"flows"`
+	Warnings   []string          `json:"warnings,omitempty"`
+}
+
+// NamespaceReport summarizes one enforced namespace (or one where something would drop).
+type NamespaceReport struct {
+	Namespace string `json:"namespace"`
+	Enforced  bool   `json:"enforced"`
+	// Connections judged into the namespace (and out of it when egress is enforced).
+	Connections    int64 `json:"connections"`
+	WouldDrop      int64 `json:"wouldDrop"`
+	UncoveredEdges int   `json:"uncoveredEdges"`
+}
+
+// Peer is one side of an edge: a workload, a node, or an external CIDR.
+type Peer struct {
+	Namespace string `json:"namespace,omitempty"`
+	Workload  string `json:"workload,omitempty"`
+	// Kind is the workload kind (Deployment, StatefulSet, Pod, ...), or "Node" or "External".
+	Kind string `json:"kind"`
+	CIDR string `json:"cidr,omitempty"`
+	Node string `json:"node,omitempty"`
+}
+
+func (p Peer) String() string {
+	switch p.Kind {
+	case KindExternal:
+		return "external " + p.CIDR
+	case KindNode:
+		if p.Node == "" {
+			return "node"
+		}
+		return "node " + p.Node
+	}
+	return p.Namespace + "/" + p.Workload
+}
+
+// Peer kinds that are not workloads.
+const (
+	KindExternal = "External"
+	KindNode     = "Node"
+)
+
+// Edge is an aggregated connection between two peers on one port.
+type Edge struct {
+	Source      Peer      `json:"source"`
+	Destination Peer      `json:"destination"`
+	Port        int32     `json:"port"`
+	Protocol    string    `json:"protocol"`
+	Count       int64     `json:"count"`
+	FirstSeen   time.Time `json:"firstSeen"`
+	LastSeen    time.Time `json:"lastSeen"`
+	Reason      string    `json:"reason"`
+}
+
+// FlowCounts accounts for every event read: evaluated + sum(skipped) + sum(malformed) +
+// lostEvents lines + nodeStatus lines = read.
+type FlowCounts struct {
+	Read      int64            `json:"read"`
+	Evaluated int64            `json:"evaluated"`
+	Skipped   map[string]int64 `json:"skipped"`
+	Malformed map[string]int64 `json:"malformed"`
+	// MalformedLines lists the first few malformed lines.
+	MalformedLines []MalformedLine `json:"malformedLines,omitempty"`
+	// LostEvents is the number of flows the producer reported lost (sum of lost_events).
+	LostEvents      uint64 `json:"lostEvents"`
+	LostEventLines  int64  `json:"lostEventLines"`
+	NodeStatusLines int64  `json:"nodeStatusLines"`
+}
+
+// MalformedLine locates one malformed input line.
+type MalformedLine struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type edgeKey struct {
+	src, dst Peer
+	proto    string
+	port     int32
+}
+
+type nsStats struct {
+	connections, wouldDrop int64
+}
+
+type aggregate struct {
+	s      *Simulator
+	counts FlowCounts
+	ns     map[string]*nsStats
+	edges  map[edgeKey]*Edge
+	// dropIn records the namespaces whose enforcement drops each edge.
+	dropIn map[edgeKey][]string
+}
+
+func newAggregate(s *Simulator) *aggregate {
+	a := &aggregate{s: s, ns: map[string]*nsStats{}, edges: map[edgeKey]*Edge{}, dropIn: map[edgeKey][]string{}}
+	a.counts.Skipped = map[string]int64{}
+	a.counts.Malformed = map[string]int64{}
+	for ns := range s.enforced {
+		a.ns[ns] = &nsStats{}
+	}
+	return a
+}
+
+func (a *aggregate) stats(ns string) *nsStats {
+	st, ok := a.ns[ns]
+	if !ok {
+		st = &nsStats{}
+		a.ns[ns] = st
+	}
+	return st
+}
+
+func (a *aggregate) add(j *Judgement) {
+	a.counts.Read++
+	if j.Outcome == Skipped {
+		a.counts.Skipped[j.Reason]++
+		return
+	}
+	a.counts.Evaluated++
+	// A connection counts for the namespace whose enforcement judges it: the destination's
+	// (ingress) and, when egress is enforced, the source's.
+	var counted []string
+	if j.Conn.Dst.Kind == evaluator.Pod && a.s.enforced[j.Conn.Dst.Pod.Namespace] {
+		counted = append(counted, j.Conn.Dst.Pod.Namespace)
+	}
+	if a.s.opts.Compile.Egress && j.Conn.Src.Kind == evaluator.Pod && a.s.enforced[j.Conn.Src.Pod.Namespace] &&
+		(len(counted) == 0 || counted[0] != j.Conn.Src.Pod.Namespace) {
+		counted = append(counted, j.Conn.Src.Pod.Namespace)
+	}
+	for _, ns := range counted {
+		a.stats(ns).connections++
+	}
+	if !j.WouldDrop {
+		return
+	}
+	dropped := droppedIn(j)
+	for _, ns := range dropped {
+		a.stats(ns).wouldDrop++
+	}
+	k := edgeKey{src: a.peer(j.Conn.Src), dst: a.peer(j.Conn.Dst), proto: string(j.Conn.Protocol), port: j.Conn.Port}
+	e, ok := a.edges[k]
+	if !ok {
+		a.dropIn[k] = dropped
+		e = &Edge{Source: k.src, Destination: k.dst, Port: k.port, Protocol: k.proto, Reason: uncoveredReason(j), FirstSeen: j.Flow.Time, LastSeen: j.Flow.Time}
+		a.edges[k] = e
+	}
+	e.Count++
+	if !j.Flow.Time.IsZero() {
+		if e.FirstSeen.IsZero() || j.Flow.Time.Before(e.FirstSeen) {
+			e.FirstSeen = j.Flow.Time
+		}
+		if j.Flow.Time.After(e.LastSeen) {
+			e.LastSeen = j.Flow.Time
+		}
+	}
+}
+
+// droppedIn names the namespaces whose enforcement would drop the connection.
+func droppedIn(j *Judgement) []string {
+	var out []string
+	if !j.Enforced.Ingress.Allowed && j.Conn.Dst.Kind == evaluator.Pod {
+		out = append(out, j.Conn.Dst.Pod.Namespace)
+	}
+	if !j.Enforced.Egress.Allowed && j.Conn.Src.Kind == evaluator.Pod &&
+		(len(out) == 0 || out[0] != j.Conn.Src.Pod.Namespace) {
+		out = append(out, j.Conn.Src.Pod.Namespace)
+	}
+	return out
+}
+
+func uncoveredReason(j *Judgement) string {
+	switch {
+	case !j.Enforced.Ingress.Allowed && j.Conn.Src.Kind == evaluator.External:
+		return "external traffic not allowed into the enforced namespace: " + j.Enforced.ReasonFor(j.Conn)
+	case !j.Enforced.Ingress.Allowed && j.Conn.Src.Kind == evaluator.Host:
+		return "traffic from another node not allowed into the enforced namespace: " + j.Enforced.ReasonFor(j.Conn)
+	case !j.Enforced.Ingress.Allowed:
+		return "no ClientIntents cover this call: " + j.Enforced.ReasonFor(j.Conn)
+	default:
+		return "egress not covered by ClientIntents: " + j.Enforced.ReasonFor(j.Conn)
+	}
+}
+
+func (a *aggregate) peer(ep evaluator.Endpoint) Peer {
+	switch ep.Kind {
+	case evaluator.Pod:
+		w := ep.Pod.Workload
+		return Peer{Namespace: w.Namespace, Workload: w.Name, Kind: w.Kind}
+	case evaluator.Host:
+		p := Peer{Kind: KindNode, Node: ep.Node}
+		if p.Node == "" && ep.IP.IsValid() {
+			p.Node = ep.IP.String()
+		}
+		return p
+	default:
+		cidr := ""
+		if ep.IP.IsValid() {
+			cidr = bucket(ep.IP, a.s.opts.ExternalPrefixV4, a.s.opts.ExternalPrefixV6).String()
+		}
+		return Peer{Kind: KindExternal, CIDR: cidr}
+	}
+}
+
+func (a *aggregate) malformed(ev flows.Event) {
+	a.counts.Read++
+	a.counts.Malformed[ev.Reason]++
+	if len(a.counts.MalformedLines) < a.s.opts.MaxMalformed {
+		a.counts.MalformedLines = append(a.counts.MalformedLines, MalformedLine{Line: ev.Line, Reason: ev.Reason, Detail: ev.Detail})
+	}
+}
+
+func (a *aggregate) lost(l *flows.Lost) {
+	a.counts.Read++
+	a.counts.LostEventLines++
+	a.counts.LostEvents += l.NumEvents
+}
+
+func (a *aggregate) nodeStatus(*flows.NodeStatus) {
+	a.counts.Read++
+	a.counts.NodeStatusLines++
+}
+
+func (a *aggregate) report() *Report {
+	r := &Report{Enforced: []string{}, Namespaces: []NamespaceReport{}, Uncovered: []Edge{}, Flows: a.counts}
+	r.Flows.Skipped = copyCounts(a.counts.Skipped)
+	r.Flows.Malformed = copyCounts(a.counts.Malformed)
+	r.Flows.MalformedLines = append([]MalformedLine(nil), a.counts.MalformedLines...)
+	for ns := range a.s.enforced {
+		r.Enforced = append(r.Enforced, ns)
+	}
+	sort.Strings(r.Enforced)
+	uncoveredByNS := map[string]int{}
+	for k, e := range a.edges {
+		r.Uncovered = append(r.Uncovered, *e)
+		for _, ns := range a.dropIn[k] {
+			uncoveredByNS[ns]++
+		}
+	}
+	sort.Slice(r.Uncovered, func(i, j int) bool { return edgeLess(&r.Uncovered[i], &r.Uncovered[j]) })
+	for ns, st := range a.ns {
+		r.Namespaces = append(r.Namespaces, NamespaceReport{
+			Namespace: ns, Enforced: a.s.enforced[ns], Connections: st.connections, WouldDrop: st.wouldDrop,
+			UncoveredEdges: uncoveredByNS[ns],
+		})
+	}
+	sort.Slice(r.Namespaces, func(i, j int) bool { return r.Namespaces[i].Namespace < r.Namespaces[j].Namespace })
+	for _, w := range a.s.compiled.Warnings {
+		r.Warnings = append(r.Warnings, w.String())
+	}
+	return r
+}
+
+// edgeLess orders edges by count (most first), then by a total order on the key so the
+// output is byte-stable.
+func edgeLess(a, b *Edge) bool {
+	if a.Count != b.Count {
+		return a.Count > b.Count
+	}
+	ka, kb := edgeSortKey(a), edgeSortKey(b)
+	return ka < kb
+}
+
+func edgeSortKey(e *Edge) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%05d",
+		e.Destination.Namespace, e.Destination.Workload, e.Destination.Kind, e.Destination.CIDR, e.Destination.Node,
+		e.Source.Namespace, e.Source.Workload, e.Source.Kind, e.Source.CIDR, e.Source.Node, e.Protocol, e.Port)
+}
+
+func copyCounts(m map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// WouldDrop reports whether anything would be dropped.
+func (r *Report) WouldDrop() bool { return len(r.Uncovered) > 0 }
+
+func joinErrs(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}

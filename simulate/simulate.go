@@ -1,0 +1,262 @@
+// Package simulate judges flows against the policy set in force and the policy set that
+// enforcement would apply, and aggregates what would be dropped into a report.
+package simulate
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/shadowgate/shadowgate/evaluator"
+	"github.com/shadowgate/shadowgate/evaluator/cluster"
+	"github.com/shadowgate/shadowgate/evaluator/compile"
+	"github.com/shadowgate/shadowgate/flows"
+)
+
+// Skip reasons: stable tokens, part of the JSON contract.
+const (
+	SkipReply               = "reply"
+	SkipNonIP               = "non-ip"
+	SkipL7                  = "l7"
+	SkipSock                = "sock-trace"
+	SkipUnsupportedProtocol = "unsupported-protocol"
+	SkipUnresolvedSource    = "unresolved-source"
+	SkipUnresolvedDest      = "unresolved-destination"
+	SkipNoPort              = "no-port"
+)
+
+// Outcome of judging one flow.
+type Outcome string
+
+const (
+	Allowed Outcome = "allowed"
+	Denied  Outcome = "denied"
+	Skipped Outcome = "skipped"
+)
+
+// Judgement is the decision on one event.
+type Judgement struct {
+	Line    int
+	Outcome Outcome
+	// Reason is the skip reason, or the verdict's explanation.
+	Reason string
+	Flow   *flows.Flow
+	Conn   evaluator.Connection
+	// Current is the verdict under the snapshot's own policies; Enforced under the snapshot's
+	// policies plus the compiled policies of the enforced namespaces.
+	Current, Enforced evaluator.Verdict
+	// WouldDrop: the current set allows the connection and the enforced set denies it.
+	WouldDrop bool
+}
+
+// Options configure a Simulator.
+type Options struct {
+	// Compile selects the enforced namespaces and how policies are compiled. An empty
+	// Compile.Namespaces means no namespace is enforced.
+	Compile compile.Options
+	// ExternalPrefixV4 and ExternalPrefixV6 bucket external addresses in the report (an
+	// edge per CIDR, not per client IP). 32 / 128 keep single addresses.
+	ExternalPrefixV4, ExternalPrefixV6 int
+	// MaxMalformed is how many malformed lines the report lists by line number.
+	MaxMalformed int
+}
+
+// DefaultOptions returns the defaults the CLI uses.
+func DefaultOptions() Options {
+	return Options{
+		Compile:          compile.Options{External: compile.ExternalOnlyIfBlocked},
+		ExternalPrefixV4: 24,
+		ExternalPrefixV6: 64,
+		MaxMalformed:     10,
+	}
+}
+
+// Validate reports every bad field at once.
+func (o Options) Validate() error {
+	var errs []error
+	if err := o.Compile.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.ExternalPrefixV4 < 0 || o.ExternalPrefixV4 > 32 {
+		errs = append(errs, fmt.Errorf("external IPv4 prefix %d: must be 0..32", o.ExternalPrefixV4))
+	}
+	if o.ExternalPrefixV6 < 0 || o.ExternalPrefixV6 > 128 {
+		errs = append(errs, fmt.Errorf("external IPv6 prefix %d: must be 0..128", o.ExternalPrefixV6))
+	}
+	if o.MaxMalformed < 0 {
+		errs = append(errs, fmt.Errorf("max malformed %d: must be >= 0", o.MaxMalformed))
+	}
+	return joinErrs(errs)
+}
+
+// Simulator judges flows. It is not safe for concurrent use (the resolver caches ghost
+// pods); run one per goroutine.
+type Simulator struct {
+	opts     Options
+	snap     *cluster.Snapshot
+	compiled *compile.Result
+	enforced map[string]bool
+	current  evaluator.Evaluator
+	enforce  evaluator.Evaluator
+	res      *resolver
+	agg      *aggregate
+}
+
+// New compiles the enforced namespaces' policies and builds both evaluators.
+func New(snap *cluster.Snapshot, opts Options) (*Simulator, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	compiled, err := compile.Compile(snap, opts.Compile)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	s := &Simulator{
+		opts:     opts,
+		snap:     snap,
+		compiled: compiled,
+		enforced: map[string]bool{},
+		current:  evaluator.NewEngine(snap, snap.NetworkPolicies),
+		enforce:  evaluator.NewEngine(snap, Merge(snap.NetworkPolicies, compiled.Policies)),
+		res:      newResolver(snap),
+	}
+	for _, ns := range opts.Compile.Namespaces {
+		s.enforced[ns] = true
+	}
+	s.agg = newAggregate(s)
+	return s, nil
+}
+
+// Compiled returns what the compiler produced for the enforced namespaces.
+func (s *Simulator) Compiled() *compile.Result { return s.compiled }
+
+// Merge overlays compiled policies on the snapshot's: a compiled policy replaces a
+// snapshot policy with the same namespace/name (a snapshot taken while enforcing already
+// holds shadowgate's own policies, perhaps stale).
+func Merge(base, overlay []*networkingv1.NetworkPolicy) []*networkingv1.NetworkPolicy {
+	byKey := make(map[string]*networkingv1.NetworkPolicy, len(base)+len(overlay))
+	for _, p := range base {
+		byKey[p.Namespace+"/"+p.Name] = p
+	}
+	for _, p := range overlay {
+		byKey[p.Namespace+"/"+p.Name] = p
+	}
+	out := make([]*networkingv1.NetworkPolicy, 0, len(byKey))
+	for _, p := range byKey {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Judge decides one event. Malformed, lost and node-status events are recorded by Observe
+// only; Judge is for flows.
+func (s *Simulator) Judge(f *flows.Flow, line int) Judgement {
+	j := Judgement{Line: line, Flow: f, Outcome: Skipped}
+	if reason := classify(f); reason != "" {
+		j.Reason = reason
+		return j
+	}
+	// Hubble observes a flow at the endpoint its direction names: egress at the source,
+	// ingress at the destination.
+	src, ok := s.res.resolve(&f.Source, f.NodeName, f.TrafficDirection == "EGRESS")
+	if !ok {
+		j.Reason = SkipUnresolvedSource
+		return j
+	}
+	dst, ok := s.res.resolve(&f.Destination, f.NodeName, f.TrafficDirection == "INGRESS")
+	if !ok {
+		j.Reason = SkipUnresolvedDest
+		return j
+	}
+	j.Conn = evaluator.Connection{Src: src, Dst: dst, Protocol: corev1.Protocol(f.Protocol), Port: int32(f.DestinationPort)}
+	j.Current = s.current.Evaluate(j.Conn)
+	j.Enforced = s.enforce.Evaluate(j.Conn)
+	j.WouldDrop = j.Current.Allowed && !j.Enforced.Allowed
+	if j.Enforced.Allowed {
+		j.Outcome = Allowed
+	} else {
+		j.Outcome = Denied
+	}
+	j.Reason = j.Enforced.ReasonFor(j.Conn)
+	return j
+}
+
+// classify returns the skip reason of a flow that is not a new connection to judge, or "".
+func classify(f *flows.Flow) string {
+	switch {
+	case !f.Source.IP.IsValid() || !f.Destination.IP.IsValid():
+		return SkipNonIP
+	case f.Type == "L7":
+		// The proxy's L7 records repeat connections the L3/L4 records already carry.
+		return SkipL7
+	case f.Type == "SOCK":
+		return SkipSock
+	case isReply(f):
+		// A reply belongs to the connection it answers; it is never judged on its own.
+		return SkipReply
+	}
+	switch f.Protocol {
+	case "TCP", "UDP", "SCTP":
+	default:
+		// NetworkPolicy says nothing about ICMP; implementations differ.
+		return SkipUnsupportedProtocol
+	}
+	if f.DestinationPort == 0 {
+		return SkipNoPort
+	}
+	return ""
+}
+
+// isReply: is_reply when the observation point knew; otherwise a TCP SYN-ACK is the
+// answer to a connection, while any other forward packet (even without SYN) is traffic of
+// the connection it belongs to and is judged.
+func isReply(f *flows.Flow) bool {
+	if f.IsReply != nil {
+		return *f.IsReply
+	}
+	return f.Protocol == "TCP" && f.TCPFlags.SYN && f.TCPFlags.ACK
+}
+
+// Observe judges a flow event and adds it to the report; other events are counted.
+// It returns the judgement for flow events (zero Judgement otherwise).
+func (s *Simulator) Observe(ev flows.Event) Judgement {
+	switch ev.Kind {
+	case flows.KindFlow:
+		j := s.Judge(ev.Flow, ev.Line)
+		s.agg.add(&j)
+		return j
+	case flows.KindMalformed:
+		s.agg.malformed(ev)
+		return Judgement{Line: ev.Line, Outcome: Skipped, Reason: "malformed:" + ev.Reason}
+	case flows.KindLost:
+		s.agg.lost(ev.Lost)
+	case flows.KindNodeStatus:
+		s.agg.nodeStatus(ev.NodeStatus)
+	}
+	return Judgement{Line: ev.Line, Outcome: Skipped, Reason: "event"}
+}
+
+// Report returns the report of everything observed so far.
+func (s *Simulator) Report() *Report { return s.agg.report() }
+
+func bucket(ip netip.Addr, v4, v6 int) netip.Prefix {
+	ip = ip.Unmap()
+	bits := v6
+	if ip.Is4() {
+		bits = v4
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return netip.PrefixFrom(ip, ip.BitLen())
+	}
+	return p
+}
