@@ -21,6 +21,10 @@ const (
 	// KindMalformed reports an input line that could not be used. It is counted and
 	// skipped by consumers, never silently dropped.
 	KindMalformed
+	// KindHealth reports the state of the source itself (connected, disconnected, caught
+	// up, stalled, servers with unavailable nodes). The soak store turns it into coverage
+	// and gaps: missing data is never clean data.
+	KindHealth
 )
 
 func (k Kind) String() string {
@@ -33,6 +37,8 @@ func (k Kind) String() string {
 		return "node-status"
 	case KindMalformed:
 		return "malformed"
+	case KindHealth:
+		return "health"
 	}
 	return "unknown"
 }
@@ -45,10 +51,43 @@ type Event struct {
 	Flow       *Flow
 	Lost       *Lost
 	NodeStatus *NodeStatus
+	Health     *Health
 	// Reason is set for KindMalformed: a short stable token (e.g. "invalid-json") and
 	// Detail a human explanation.
 	Reason string
 	Detail string
+}
+
+// HealthState is the state a Health event reports.
+type HealthState string
+
+const (
+	// Connected: the source is receiving; coverage starts (again) at Health.Time.
+	Connected HealthState = "connected"
+	// Disconnected: the source lost its upstream; a gap starts at Health.Time and lasts
+	// until the next Connected.
+	Disconnected HealthState = "disconnected"
+	// CaughtUp: a reconnect has replayed the history it missed (flows since the last one
+	// seen); the gap that the disconnect opened is closed from Health.Time back to
+	// Health.Since.
+	CaughtUp HealthState = "caught-up"
+	// Stalled: connected but nothing arrived for longer than expected.
+	Stalled HealthState = "stalled"
+	// Degraded: the server answers but some of its nodes do not (Hubble Relay's
+	// num_unavailable_nodes); Health.Nodes names them when known.
+	Degraded HealthState = "degraded"
+)
+
+// Health reports the state of a source.
+type Health struct {
+	Time   time.Time
+	Source string // "hubble", "mapper", "file"
+	State  HealthState
+	// Since is the start of the interval a CaughtUp event covers.
+	Since time.Time
+	// Nodes affected (Degraded), when the server names them.
+	Nodes   []string
+	Message string
 }
 
 // Flow is a Hubble flow reduced to what shadowgate judges.
@@ -73,6 +112,10 @@ type Flow struct {
 	SourcePort      uint32
 	DestinationPort uint32
 	TCPFlags        TCPFlags
+	// WorkloadLevel marks an observation that names workloads but no addresses or ports
+	// (the Otterize network-mapper): it is judged as "may the client reach the server at
+	// all", not on one port.
+	WorkloadLevel bool
 }
 
 // TCPFlags are the flags of a TCP observation.

@@ -16,8 +16,10 @@ type Report struct {
 	Enforced   []string          `json:"enforced"`
 	Namespaces []NamespaceReport `json:"namespaces"`
 	Uncovered  []Edge            `json:"uncovered"`
-	Flows      FlowCounts        `json:"flows"`
-	Warnings   []string          `json:"warnings,omitempty"`
+	// Edges lists every observed edge with its status, for the access graph.
+	Edges    []Edge     `json:"edges"`
+	Flows    FlowCounts `json:"flows"`
+	Warnings []string   `json:"warnings,omitempty"`
 }
 
 // NamespaceReport summarizes one enforced namespace (or one where something would drop).
@@ -69,7 +71,25 @@ type Edge struct {
 	FirstSeen   time.Time `json:"firstSeen"`
 	LastSeen    time.Time `json:"lastSeen"`
 	Reason      string    `json:"reason"`
+	// Status (in Edges): covered, would-drop, denied (the current policies already deny
+	// it) or open (nothing isolates either side, even under enforcement).
+	Status EdgeStatus `json:"status,omitempty"`
+	// AllowedBy names the rules that admit the edge under enforcement ("ns/policy#rule").
+	AllowedBy []string `json:"allowedBy,omitempty"`
 }
+
+// EdgeStatus says how enforcement treats an edge.
+type EdgeStatus string
+
+const (
+	StatusCovered   EdgeStatus = "covered"
+	StatusWouldDrop EdgeStatus = "would-drop"
+	StatusDenied    EdgeStatus = "denied"
+	StatusOpen      EdgeStatus = "open"
+)
+
+// statusRank orders statuses so an edge shows the worst one any of its flows had.
+var statusRank = map[EdgeStatus]int{StatusOpen: 0, StatusCovered: 1, StatusDenied: 2, StatusWouldDrop: 3}
 
 // FlowCounts accounts for every event read: evaluated + sum(skipped) + sum(malformed) +
 // lostEvents lines + nodeStatus lines = read.
@@ -108,12 +128,13 @@ type aggregate struct {
 	counts FlowCounts
 	ns     map[string]*nsStats
 	edges  map[edgeKey]*Edge
+	all    map[edgeKey]*Edge
 	// dropIn records the namespaces whose enforcement drops each edge.
 	dropIn map[edgeKey][]string
 }
 
 func newAggregate(s *Simulator) *aggregate {
-	a := &aggregate{s: s, ns: map[string]*nsStats{}, edges: map[edgeKey]*Edge{}, dropIn: map[edgeKey][]string{}}
+	a := &aggregate{s: s, ns: map[string]*nsStats{}, edges: map[edgeKey]*Edge{}, all: map[edgeKey]*Edge{}, dropIn: map[edgeKey][]string{}}
 	a.counts.Skipped = map[string]int64{}
 	a.counts.Malformed = map[string]int64{}
 	for ns := range s.enforced {
@@ -151,6 +172,16 @@ func (a *aggregate) add(j *Judgement) {
 	for _, ns := range counted {
 		a.stats(ns).connections++
 	}
+	k := edgeKey{src: a.peer(j.Conn.Src), dst: a.peer(j.Conn.Dst), proto: string(j.Conn.Protocol), port: j.Conn.Port}
+	e, ok := a.all[k]
+	if !ok {
+		e = &Edge{Source: k.src, Destination: k.dst, Port: k.port, Protocol: k.proto, Reason: j.Reason}
+		a.all[k] = e
+	}
+	seen(e, j.Flow.Time)
+	if st := status(j); statusRank[st] > statusRank[e.Status] || e.Status == "" {
+		e.Status, e.Reason, e.AllowedBy = st, j.Reason, ruleNames(j.Enforced)
+	}
 	if !j.WouldDrop {
 		return
 	}
@@ -158,22 +189,49 @@ func (a *aggregate) add(j *Judgement) {
 	for _, ns := range dropped {
 		a.stats(ns).wouldDrop++
 	}
-	k := edgeKey{src: a.peer(j.Conn.Src), dst: a.peer(j.Conn.Dst), proto: string(j.Conn.Protocol), port: j.Conn.Port}
-	e, ok := a.edges[k]
+	u, ok := a.edges[k]
 	if !ok {
 		a.dropIn[k] = dropped
-		e = &Edge{Source: k.src, Destination: k.dst, Port: k.port, Protocol: k.proto, Reason: uncoveredReason(j), FirstSeen: j.Flow.Time, LastSeen: j.Flow.Time}
-		a.edges[k] = e
+		u = &Edge{Source: k.src, Destination: k.dst, Port: k.port, Protocol: k.proto, Reason: uncoveredReason(j), Status: StatusWouldDrop}
+		a.edges[k] = u
 	}
+	seen(u, j.Flow.Time)
+}
+
+func seen(e *Edge, t time.Time) {
 	e.Count++
-	if !j.Flow.Time.IsZero() {
-		if e.FirstSeen.IsZero() || j.Flow.Time.Before(e.FirstSeen) {
-			e.FirstSeen = j.Flow.Time
-		}
-		if j.Flow.Time.After(e.LastSeen) {
-			e.LastSeen = j.Flow.Time
+	if t.IsZero() {
+		return
+	}
+	if e.FirstSeen.IsZero() || t.Before(e.FirstSeen) {
+		e.FirstSeen = t
+	}
+	if t.After(e.LastSeen) {
+		e.LastSeen = t
+	}
+}
+
+func status(j *Judgement) EdgeStatus {
+	switch {
+	case j.WouldDrop:
+		return StatusWouldDrop
+	case !j.Current.Allowed:
+		return StatusDenied
+	case len(j.Enforced.Ingress.Isolated) > 0 || len(j.Enforced.Egress.Isolated) > 0,
+		j.Enforced.Ingress.Exempt != evaluator.NotExempt && j.Enforced.Ingress.Exempt != evaluator.ExemptNotPod:
+		return StatusCovered
+	}
+	return StatusOpen
+}
+
+func ruleNames(v evaluator.Verdict) []string {
+	var out []string
+	for _, d := range []evaluator.Direction{v.Egress, v.Ingress} {
+		for _, r := range d.AllowedBy {
+			out = append(out, r.String())
 		}
 	}
+	return out
 }
 
 // droppedIn names the namespaces whose enforcement would drop the connection.
@@ -242,7 +300,7 @@ func (a *aggregate) nodeStatus(*flows.NodeStatus) {
 }
 
 func (a *aggregate) report() *Report {
-	r := &Report{Enforced: []string{}, Namespaces: []NamespaceReport{}, Uncovered: []Edge{}, Flows: a.counts}
+	r := &Report{Enforced: []string{}, Namespaces: []NamespaceReport{}, Uncovered: []Edge{}, Edges: []Edge{}, Flows: a.counts}
 	r.Flows.Skipped = copyCounts(a.counts.Skipped)
 	r.Flows.Malformed = copyCounts(a.counts.Malformed)
 	r.Flows.MalformedLines = append([]MalformedLine(nil), a.counts.MalformedLines...)
@@ -258,6 +316,10 @@ func (a *aggregate) report() *Report {
 		}
 	}
 	sort.Slice(r.Uncovered, func(i, j int) bool { return edgeLess(&r.Uncovered[i], &r.Uncovered[j]) })
+	for _, e := range a.all {
+		r.Edges = append(r.Edges, *e)
+	}
+	sort.Slice(r.Edges, func(i, j int) bool { return edgeLess(&r.Edges[i], &r.Edges[j]) })
 	for ns, st := range a.ns {
 		r.Namespaces = append(r.Namespaces, NamespaceReport{
 			Namespace: ns, Enforced: a.s.enforced[ns], Connections: st.connections, WouldDrop: st.wouldDrop,
