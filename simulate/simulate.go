@@ -110,9 +110,14 @@ func New(snap *cluster.Snapshot, opts Options) (*Simulator, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	compiled, err := compile.Compile(snap, opts.Compile)
-	if err != nil {
-		return nil, fmt.Errorf("compile: %w", err)
+	// The compiler reads no namespaces as "every targeted namespace"; here it means none
+	// (plain evaluation of the snapshot), so the compiler is not asked.
+	compiled := &compile.Result{}
+	if len(opts.Compile.Namespaces) > 0 {
+		var err error
+		if compiled, err = compile.Compile(snap, opts.Compile); err != nil {
+			return nil, fmt.Errorf("compile: %w", err)
+		}
 	}
 	s := &Simulator{
 		opts:     opts,
@@ -123,7 +128,7 @@ func New(snap *cluster.Snapshot, opts Options) (*Simulator, error) {
 		enforce:  evaluator.NewEngine(snap, Merge(snap.NetworkPolicies, compiled.Policies)),
 		res:      newResolver(snap),
 	}
-	for _, ns := range opts.Compile.Namespaces {
+	for _, ns := range compiled.Namespaces {
 		s.enforced[ns] = true
 	}
 	s.agg = newAggregate(s)
@@ -161,6 +166,9 @@ func Merge(base, overlay []*networkingv1.NetworkPolicy) []*networkingv1.NetworkP
 // only; Judge is for flows.
 func (s *Simulator) Judge(f *flows.Flow, line int) Judgement {
 	j := Judgement{Line: line, Flow: f, Outcome: Skipped}
+	if f.WorkloadLevel {
+		return s.judgeWorkloadLevel(j)
+	}
 	if reason := classify(f); reason != "" {
 		j.Reason = reason
 		return j
@@ -185,6 +193,63 @@ func (s *Simulator) Judge(f *flows.Flow, line int) Judgement {
 		j.Outcome = Allowed
 	} else {
 		j.Outcome = Denied
+	}
+	j.Reason = j.Enforced.ReasonFor(j.Conn)
+	return j
+}
+
+// judgeWorkloadLevel judges an observation that names two workloads but no port (the
+// Otterize network-mapper): the question is whether the client may reach the server at all,
+// so it is asked on each port the server's pods declare, and the first port enforcement
+// allows (else the first the current policies allow, else the first) stands for the edge.
+func (s *Simulator) judgeWorkloadLevel(j Judgement) Judgement {
+	f := j.Flow
+	src, ok := s.res.resolve(&f.Source, "", false)
+	if !ok || src.Kind != evaluator.Pod {
+		j.Reason = SkipUnresolvedSource
+		return j
+	}
+	dst, ok := s.res.resolve(&f.Destination, "", false)
+	if !ok || dst.Kind != evaluator.Pod {
+		j.Reason = SkipUnresolvedDest
+		return j
+	}
+	candidates := []evaluator.Connection{}
+	seen := map[cluster.ContainerPort]bool{}
+	for _, p := range dst.Pod.Ports {
+		k := cluster.ContainerPort{Port: p.Port, Protocol: p.Protocol}
+		if !seen[k] {
+			seen[k] = true
+			candidates = append(candidates, evaluator.Connection{Src: src, Dst: dst, Protocol: p.Protocol, Port: p.Port})
+		}
+	}
+	if len(candidates) == 0 {
+		// Nothing declared: only rules without ports can admit it, as with port 0.
+		candidates = append(candidates, evaluator.Connection{Src: src, Dst: dst, Protocol: corev1.ProtocolTCP})
+	}
+	pick := -1
+	var cur, enf []evaluator.Verdict
+	for i, c := range candidates {
+		cur, enf = append(cur, s.current.Evaluate(c)), append(enf, s.enforce.Evaluate(c))
+		if enf[i].Allowed {
+			pick = i
+			break
+		}
+	}
+	if pick < 0 {
+		pick = 0
+		for i := range cur {
+			if cur[i].Allowed {
+				pick = i
+				break
+			}
+		}
+	}
+	j.Conn, j.Current, j.Enforced = candidates[pick], cur[pick], enf[pick]
+	j.WouldDrop = j.Current.Allowed && !j.Enforced.Allowed
+	j.Outcome = Denied
+	if j.Enforced.Allowed {
+		j.Outcome = Allowed
 	}
 	j.Reason = j.Enforced.ReasonFor(j.Conn)
 	return j
