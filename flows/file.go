@@ -8,8 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // MaxLineBytes is the longest line a FileSource parses. Hubble flows are a few KiB; the limit
@@ -42,6 +46,9 @@ type FileSource struct {
 	once    sync.Once
 	err     error // terminal error already returned by Next; only Next touches it
 	maxLine int
+	// exited is closed when a follower stops; nil for other sources, whose reader may be
+	// blocked on a pipe that Close cannot interrupt.
+	exited chan struct{}
 }
 
 type fileResult struct {
@@ -57,20 +64,31 @@ func OpenFile(path string) (*FileSource, error) {
 	if path == StdinPath {
 		return NewReader("<stdin>", os.Stdin), nil
 	}
-	f, err := os.Open(path)
+	f, _, err := openInput(path)
 	if err != nil {
 		return nil, err
-	}
-	if fi, err := f.Stat(); err != nil {
-		f.Close()
-		return nil, err
-	} else if fi.IsDir() {
-		f.Close()
-		return nil, fmt.Errorf("%s: is a directory, want a file of Hubble flows", path)
 	}
 	s := newFileSource(path, f, MaxLineBytes)
 	s.closer = f
 	return s, nil
+}
+
+// openInput opens path and refuses a directory.
+func openInput(path string) (*os.File, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: is a directory, want a file of Hubble flows", path)
+	}
+	return f, fi, nil
 }
 
 // NewReader reads flows from r, plain or gzip, exactly as OpenFile does; name is used in
@@ -126,7 +144,8 @@ func (s *FileSource) Next(ctx context.Context) (Event, error) {
 }
 
 // Close stops reading and closes the file OpenFile opened. A read already blocked on a pipe
-// or stdin ends only when it returns; its result is discarded.
+// or stdin ends only when it returns; its result is discarded. A follower (OpenFileFollow)
+// has stopped and closed its file when Close returns.
 func (s *FileSource) Close() error {
 	var err error
 	s.once.Do(func() {
@@ -134,24 +153,46 @@ func (s *FileSource) Close() error {
 		if s.closer != nil {
 			err = s.closer.Close()
 		}
+		if s.exited != nil {
+			<-s.exited
+		}
 	})
 	return err
+}
+
+// send hands one result to Next; false means Close came first.
+func (s *FileSource) send(res fileResult) bool {
+	select {
+	case s.events <- res:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// lineEvent makes the event of line n, whose full size was size; ok is false for a blank
+// line.
+func (s *FileSource) lineEvent(n int, line []byte, size int) (ev Event, ok bool) {
+	if size > s.maxLine {
+		ev = Malformed(ReasonLineTooLong, fmt.Sprintf("line is %d bytes, longer than the %d-byte limit", size, s.maxLine))
+	} else {
+		if n == 1 {
+			line = bytes.TrimPrefix(line, utf8BOM)
+		}
+		if ev, ok = ParseLine(line); !ok {
+			return Event{}, false
+		}
+	}
+	ev.Line = n
+	return ev, true
 }
 
 // run owns the reader: it sends every event, then exactly one terminal error (io.EOF at the
 // end), unless Close comes first.
 func (s *FileSource) run(r io.Reader) {
 	defer close(s.events)
-	send := func(res fileResult) bool {
-		select {
-		case s.events <- res:
-			return true
-		case <-s.done:
-			return false
-		}
-	}
 	fail := func(line int, err error) {
-		send(fileResult{err: fmt.Errorf("%s: line %d: %w", s.name, line, err)})
+		s.send(fileResult{err: fmt.Errorf("%s: line %d: %w", s.name, line, err)})
 	}
 
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -172,27 +213,14 @@ func (s *FileSource) run(r io.Reader) {
 	for n := 1; ; n++ {
 		line, size, err := lr.next()
 		if errors.Is(err, io.EOF) {
-			send(fileResult{err: io.EOF})
+			s.send(fileResult{err: io.EOF})
 			return
 		}
 		if err != nil {
 			fail(n, err)
 			return
 		}
-		var ev Event
-		if size > s.maxLine {
-			ev = Malformed(ReasonLineTooLong, fmt.Sprintf("line is %d bytes, longer than the %d-byte limit", size, s.maxLine))
-		} else {
-			if n == 1 {
-				line = bytes.TrimPrefix(line, utf8BOM)
-			}
-			var ok bool
-			if ev, ok = ParseLine(line); !ok {
-				continue
-			}
-		}
-		ev.Line = n
-		if !send(fileResult{ev: ev}) {
+		if ev, ok := s.lineEvent(n, line, size); ok && !s.send(fileResult{ev: ev}) {
 			return
 		}
 	}
@@ -204,25 +232,36 @@ func (s *FileSource) run(r io.Reader) {
 type lineReader struct {
 	r   *bufio.Reader
 	max int
-	buf []byte
+	// holdPartial keeps a last line without '\n' at EOF, for a follower: the writer may be
+	// in the middle of it. Without it, the last line need not end in '\n'.
+	holdPartial bool
+
+	buf  []byte // the line so far, up to max+1 bytes
+	size int    // bytes of the line so far, '\n' included, kept or not
+	done bool   // buf holds a line already returned
 }
 
 // next returns the next line without its '\n' and the line's size. When size > max the line
-// was consumed but not kept. The last line need not end in '\n'. io.EOF means no more lines.
+// was consumed but not kept. The line is valid until the next call. io.EOF means no more
+// lines (for now, with holdPartial: a partial line is kept for the next call).
 func (l *lineReader) next() (line []byte, size int, err error) {
-	l.buf = l.buf[:0]
+	if l.done {
+		l.buf, l.size, l.done = l.buf[:0], 0, false
+	}
 	for {
 		frag, err := l.r.ReadSlice('\n')
-		size += len(frag)
-		if size <= l.max+1 { // +1 for the '\n'
+		l.size += len(frag)
+		if l.size <= l.max+1 { // +1 for the '\n'
 			l.buf = append(l.buf, frag...)
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		if err != nil && !(errors.Is(err, io.EOF) && size > 0) {
+		if err != nil && !(errors.Is(err, io.EOF) && l.size > 0 && !l.holdPartial) {
 			return nil, 0, err
 		}
+		l.done = true
+		size = l.size
 		if n := len(frag); n > 0 && frag[n-1] == '\n' {
 			size--
 		}
@@ -231,4 +270,239 @@ func (l *lineReader) next() (line []byte, size int, err error) {
 		}
 		return l.buf[:size], size, nil
 	}
+}
+
+// partial returns the partial line held at EOF, and forgets it.
+func (l *lineReader) partial() (line []byte, size int) {
+	if l.done || l.size == 0 {
+		return nil, 0
+	}
+	line, size = l.buf, l.size
+	l.done = true
+	if size > l.max {
+		return nil, size
+	}
+	return line, size
+}
+
+// reset starts over on r, dropping any partial line.
+func (l *lineReader) reset(r io.Reader) {
+	l.r.Reset(r)
+	l.buf, l.size, l.done = l.buf[:0], 0, false
+}
+
+// DefaultFollowPoll is how often a follower at the end of its file looks for more.
+const DefaultFollowPoll = time.Second
+
+// FollowOptions configures OpenFileFollow.
+type FollowOptions struct {
+	// PollInterval is how often a follower at the end of the file checks it for new lines,
+	// truncation and replacement; DefaultFollowPoll when zero. Polling, rather than
+	// inotify, sees writes made through network filesystems and volume mounts too.
+	PollInterval time.Duration
+	// Clock times the polls and the Health events; the real clock when nil.
+	Clock clock.Clock
+}
+
+// OpenFileFollow opens path like OpenFile and then follows it like `tail -F`: at the end
+// of the file it waits for more, and Next blocks until a line arrives or ctx ends. Next
+// never returns io.EOF for a regular file; Close stops the follower.
+//
+//   - A last line without its '\n' is never parsed while the file is followed: the writer
+//     may be in the middle of it.
+//   - A file that shrinks (truncated in place, as logrotate's copytruncate does) is read
+//     again from the start; a file replaced under path (rotated) is read to its end, its
+//     unterminated last line included, and then the new file is read from the start. Both
+//     are reported as Health events (Source "file"): Disconnected at the previous check,
+//     since lines written just before it may be lost, then Connected. Event.Line counts
+//     from 1 again in the new content.
+//   - A path that disappears is Disconnected until a file appears there again.
+//
+// The follower starts with a Connected event. StdinPath, pipes and other non-regular files
+// have no end to wait at: they are read as OpenFile reads them, until EOF. A gzip file
+// cannot be followed: its end is not a line boundary.
+func OpenFileFollow(path string, opts FollowOptions) (*FileSource, error) {
+	if opts.PollInterval < 0 {
+		return nil, fmt.Errorf("%s: follow poll interval %v is negative", path, opts.PollInterval)
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = DefaultFollowPoll
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if path == StdinPath {
+		return NewReader("<stdin>", os.Stdin), nil
+	}
+	f, fi, err := openInput(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		s := newFileSource(path, f, MaxLineBytes)
+		s.closer = f
+		return s, nil
+	}
+	magic := make([]byte, len(gzipMagic))
+	if n, _ := f.ReadAt(magic, 0); n == len(magic) && bytes.Equal(magic, gzipMagic) {
+		f.Close()
+		return nil, fmt.Errorf("%s: cannot follow a gzip-compressed file; read it without following", path)
+	}
+	s := &FileSource{
+		name:    path,
+		events:  make(chan fileResult, readAhead),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		maxLine: MaxLineBytes,
+	}
+	t := &tail{s: s, path: path, opts: opts, f: f, fi: fi}
+	go t.run()
+	return s, nil
+}
+
+// tail is the state of a follower's goroutine.
+type tail struct {
+	s    *FileSource
+	path string
+	opts FollowOptions
+
+	f       *os.File    // the file being read; kept after path is removed or replaced
+	fi      fs.FileInfo // f's identity
+	lr      lineReader
+	line    int       // lines read from f
+	checked time.Time // the last check that found nothing wrong
+	missing bool      // path was gone at the last check
+}
+
+func (t *tail) run() {
+	defer close(t.s.exited)
+	defer close(t.s.events)
+	defer func() { t.f.Close() }()
+
+	t.lr = lineReader{r: bufio.NewReaderSize(t.f, 64<<10), max: t.s.maxLine, holdPartial: true}
+	t.checked = t.opts.Clock.Now()
+	if !t.health(Connected, t.checked, "following "+t.path) {
+		return
+	}
+	for {
+		if !t.drain() || !t.wait() {
+			return
+		}
+		if !t.check() {
+			return
+		}
+	}
+}
+
+// drain sends every complete line up to the end of f. It returns false when the follower
+// must stop: Close, or a read error, which ends the source.
+func (t *tail) drain() bool {
+	for {
+		line, size, err := t.lr.next()
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			t.s.send(fileResult{err: fmt.Errorf("%s: line %d: %w", t.path, t.line+1, err)})
+			return false
+		}
+		t.line++
+		if ev, ok := t.s.lineEvent(t.line, line, size); ok && !t.s.send(fileResult{ev: ev}) {
+			return false
+		}
+	}
+}
+
+func (t *tail) wait() bool {
+	timer := t.opts.Clock.NewTimer(t.opts.PollInterval)
+	select {
+	case <-t.s.done:
+		timer.Stop()
+		return false
+	case <-timer.C():
+		return true
+	}
+}
+
+// check looks at path: removed, replaced by another file, or shrunk below what was read.
+func (t *tail) check() bool {
+	now := t.opts.Clock.Now()
+	fi, err := os.Stat(t.path)
+	switch {
+	case err != nil:
+		// Keep reading f: a writer may still hold it open.
+		if !t.missing {
+			t.missing = true
+			if !t.health(Disconnected, t.checked, fmt.Sprintf("%s: %v; waiting for it to reappear", t.path, err)) {
+				return false
+			}
+		}
+		return true
+	case !os.SameFile(fi, t.fi):
+		return t.replaced(now)
+	case t.missing:
+		// Moved away and back: the same file, still being read.
+		t.missing = false
+		if !t.health(Connected, now, "following "+t.path+" again") {
+			return false
+		}
+	}
+	if pos, err := t.f.Seek(0, io.SeekCurrent); err == nil && fi.Size() < pos {
+		// Seek rewinds f; the bufio buffer is empty at EOF, so nothing read is dropped.
+		if _, err := t.f.Seek(0, io.SeekStart); err != nil {
+			t.s.send(fileResult{err: fmt.Errorf("%s: rewinding after truncation: %w", t.path, err)})
+			return false
+		}
+		t.lr.reset(t.f)
+		t.line = 0
+		msg := fmt.Sprintf("%s shrank from %d to %d bytes (truncated); reading it again from the start, lines written before the truncation since the last check may be lost", t.path, pos, fi.Size())
+		if !t.health(Disconnected, t.checked, msg) || !t.health(Connected, now, "following "+t.path) {
+			return false
+		}
+	}
+	t.checked = now
+	return true
+}
+
+// replaced finishes the old file and switches to the one now at path.
+func (t *tail) replaced(now time.Time) bool {
+	f, fi, err := openInput(t.path)
+	if err != nil {
+		// Removed again, or unreadable: report it like a missing path and retry later.
+		if !t.missing {
+			t.missing = true
+			return t.health(Disconnected, t.checked, fmt.Sprintf("%s: %v; waiting for it to reappear", t.path, err))
+		}
+		return true
+	}
+	// Lines the writer added to the old file before it moved on; its last line is complete
+	// now, with or without '\n'.
+	ok := t.drain()
+	if line, size := t.lr.partial(); ok && size > 0 {
+		t.line++
+		if ev, parsed := t.s.lineEvent(t.line, line, size); parsed {
+			ok = t.s.send(fileResult{ev: ev})
+		}
+	}
+	t.f.Close()
+	t.f, t.fi, t.line = f, fi, 0 // run closes t.f, whatever happens next
+	if !ok {
+		return false
+	}
+	magic := make([]byte, len(gzipMagic))
+	if n, _ := f.ReadAt(magic, 0); n == len(magic) && bytes.Equal(magic, gzipMagic) {
+		t.s.send(fileResult{err: fmt.Errorf("%s: replaced by a gzip-compressed file, which cannot be followed", t.path)})
+		return false
+	}
+	t.lr.reset(f)
+	if !t.missing && !t.health(Disconnected, t.checked, t.path+" was replaced; lines written to the old file since the last check may be lost") {
+		return false
+	}
+	t.missing = false
+	t.checked = now
+	return t.health(Connected, now, "following "+t.path+", a new file, from the start")
+}
+
+func (t *tail) health(st HealthState, at time.Time, msg string) bool {
+	return t.s.send(fileResult{ev: Event{Kind: KindHealth, Health: &Health{Time: at, Source: "file", State: st, Message: msg}}})
 }

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -485,5 +487,507 @@ func TestFileSourceCanceledContextWinsOverReadyEvent(t *testing.T) {
 	}
 	if ev, err := src.Next(t.Context()); err != nil || ev.Flow == nil || ev.Flow.UUID != "u1" {
 		t.Errorf("Next after the cancel = %+v, %v; want the flow, not lost", ev, err)
+	}
+}
+
+// pieces is a reader that a test feeds: it returns what was fed, then io.EOF until more is
+// fed, like a file a writer appends to.
+type pieces struct{ data []string }
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if len(p.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, p.data[0])
+	if p.data[0] = p.data[0][n:]; p.data[0] == "" {
+		p.data = p.data[1:]
+	}
+	return n, nil
+}
+
+func TestLineReaderHoldPartial(t *testing.T) {
+	type read struct {
+		line string
+		size int
+		eof  bool
+	}
+	cases := map[string]struct {
+		feeds [][]string // fed before each round of reads until EOF
+		want  [][]read
+	}{
+		"a line completed across writes": {
+			feeds: [][]string{{"a\nb"}, {"c"}, {"d\n"}},
+			want:  [][]read{{{"a", 1, false}, {eof: true}}, {{eof: true}}, {{"bcd", 3, false}, {eof: true}}},
+		},
+		"a line over the limit while still being written": {
+			feeds: [][]string{{"0123"}, {"456789"}, {"\nok\n"}},
+			want:  [][]read{{{eof: true}}, {{eof: true}}, {{"", 10, false}, {"ok", 2, false}, {eof: true}}},
+		},
+		"CRLF and blank lines": {
+			feeds: [][]string{{"a\r"}, {"\n\n"}},
+			want:  [][]read{{{eof: true}}, {{"a\r", 2, false}, {"", 0, false}, {eof: true}}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			src := &pieces{}
+			// A 16-byte buffer makes lines span buffer fills.
+			lr := lineReader{r: bufio.NewReaderSize(src, 16), max: 8, holdPartial: true}
+			var got [][]read
+			for _, feed := range tc.feeds {
+				src.data = append(src.data, feed...)
+				var round []read
+				for {
+					line, size, err := lr.next()
+					if errors.Is(err, io.EOF) {
+						round = append(round, read{eof: true})
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					round = append(round, read{line: string(line), size: size})
+				}
+				got = append(got, round)
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(read{})); diff != "" {
+				t.Errorf("reads (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLineReaderPartial(t *testing.T) {
+	lr := lineReader{r: bufio.NewReader(&pieces{data: []string{"a\n", "tail"}}), max: 8, holdPartial: true}
+	if line, _, err := lr.next(); err != nil || string(line) != "a" {
+		t.Fatalf("next = %q, %v; want a", line, err)
+	}
+	if line, size := lr.partial(); line != nil || size != 0 {
+		t.Errorf("partial after a complete line = %q, %d; want nothing", line, size)
+	}
+	if _, _, err := lr.next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("next at the partial line = %v, want io.EOF", err)
+	}
+	if line, size := lr.partial(); string(line) != "tail" || size != 4 {
+		t.Errorf("partial = %q, %d; want tail, 4", line, size)
+	}
+	if line, size := lr.partial(); line != nil || size != 0 {
+		t.Errorf("partial again = %q, %d; want it forgotten", line, size)
+	}
+}
+
+// followView is what the follow tests compare.
+type followView struct {
+	Line   int
+	Kind   Kind
+	UUID   string
+	Reason string
+	State  HealthState
+	At     time.Duration // Health.Time from the start
+}
+
+var followStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func followViewOf(ev Event) followView {
+	v := followView{Line: ev.Line, Kind: ev.Kind, Reason: ev.Reason}
+	if ev.Flow != nil {
+		v.UUID = ev.Flow.UUID
+	}
+	if ev.Health != nil {
+		v.State, v.At = ev.Health.State, ev.Health.Time.Sub(followStart)
+	}
+	return v
+}
+
+// follower drives an OpenFileFollow source with a fake clock.
+type follower struct {
+	t     *testing.T
+	src   *FileSource
+	clock *clocktesting.FakeClock
+}
+
+const followPoll = time.Second
+
+func startFollow(t *testing.T, path string) *follower {
+	t.Helper()
+	fc := clocktesting.NewFakeClock(followStart)
+	src, err := OpenFileFollow(path, FollowOptions{PollInterval: followPoll, Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return &follower{t: t, src: src, clock: fc}
+}
+
+// idle returns the events the follower yields until it waits at the end of the file. It
+// waits on the clock only after sending everything it read, so an empty queue and a waiter
+// mean the file was read to its end.
+func (f *follower) idle() []followView {
+	f.t.Helper()
+	var got []followView
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if len(f.src.events) > 0 {
+			ev, err := f.src.Next(f.t.Context())
+			if err != nil {
+				f.t.Fatalf("Next after %d events: %v", len(got), err)
+			}
+			got = append(got, followViewOf(ev))
+			continue
+		}
+		if f.clock.HasWaiters() {
+			return got
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the follower neither sent an event nor waited for 10s; got %+v", got)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func appendFile(t *testing.T, path, data string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func flowLine(uuid string) string { return `{"flow":{"uuid":"` + uuid + `"}}` + "\n" }
+
+func TestFileSourceFollow(t *testing.T) {
+	connected := followView{Kind: KindHealth, State: Connected}
+	flowAt := func(line int, uuid string) followView { return followView{Line: line, Kind: KindFlow, UUID: uuid} }
+	health := func(st HealthState, at time.Duration) followView {
+		return followView{Kind: KindHealth, State: st, At: at}
+	}
+	type step struct {
+		do   func(t *testing.T, path string)
+		want []followView
+	}
+	appendLines := func(data string) func(*testing.T, string) {
+		return func(t *testing.T, path string) { appendFile(t, path, data) }
+	}
+	cases := map[string]struct {
+		initial string
+		steps   []step
+	}{
+		"lines are read as they are appended": {
+			initial: flowLine("u1"),
+			steps: []step{
+				{want: []followView{connected, flowAt(1, "u1")}},
+				{do: appendLines(flowLine("u2") + "\n" + flowLine("u3")), want: []followView{flowAt(2, "u2"), flowAt(4, "u3")}},
+				{},
+			},
+		},
+		"an empty file": {
+			steps: []step{
+				{want: []followView{connected}},
+				{do: appendLines(flowLine("u1")), want: []followView{flowAt(1, "u1")}},
+			},
+		},
+		"half a line waits for its newline": {
+			initial: flowLine("u1") + `{"flow":{"uu`,
+			steps: []step{
+				{want: []followView{connected, flowAt(1, "u1")}},
+				{do: appendLines(`id":"u2"}}`)},
+				{do: appendLines("\n" + `{"flow":`), want: []followView{flowAt(2, "u2")}},
+				{do: appendLines(`{"uuid":"u3"}}` + "\n"), want: []followView{flowAt(3, "u3")}},
+			},
+		},
+		"bad lines are reported and reading goes on": {
+			initial: flowLine("u1"),
+			steps: []step{
+				{want: []followView{connected, flowAt(1, "u1")}},
+				{do: appendLines("{bad\n" + flowLine("u2")), want: []followView{{Line: 2, Kind: KindMalformed, Reason: ReasonInvalidJSON}, flowAt(3, "u2")}},
+			},
+		},
+		"truncated in place and rewritten (copytruncate)": {
+			initial: flowLine("u1") + flowLine("u2") + `{"partial`,
+			steps: []step{
+				{want: []followView{connected, flowAt(1, "u1"), flowAt(2, "u2")}},
+				{
+					do: func(t *testing.T, path string) {
+						if err := os.Truncate(path, 0); err != nil {
+							t.Fatal(err)
+						}
+						appendFile(t, path, flowLine("u3"))
+					},
+					want: []followView{health(Disconnected, 0), health(Connected, followPoll), flowAt(1, "u3")},
+				},
+				{do: appendLines(flowLine("u4")), want: []followView{flowAt(2, "u4")}},
+			},
+		},
+		"replaced (rotated): the old file is read to its end first": {
+			initial: flowLine("u1"),
+			steps: []step{
+				{want: []followView{connected, flowAt(1, "u1")}},
+				{
+					do: func(t *testing.T, path string) {
+						if err := os.Rename(path, path+".1"); err != nil {
+							t.Fatal(err)
+						}
+						// The writer finishes the old file without a final newline, then
+						// moves on to a new one.
+						appendFile(t, path+".1", flowLine("u2")+`{"flow":{"uuid":"u3"}}`)
+						appendFile(t, path, flowLine("u4"))
+					},
+					want: []followView{
+						flowAt(2, "u2"), flowAt(3, "u3"),
+						health(Disconnected, 0), health(Connected, followPoll), flowAt(1, "u4"),
+					},
+				},
+				{do: appendLines(flowLine("u5")), want: []followView{flowAt(2, "u5")}},
+			},
+		},
+		"removed, then created again": {
+			initial: flowLine("u1"),
+			steps: []step{
+				{want: []followView{connected, flowAt(1, "u1")}},
+				{
+					do: func(t *testing.T, path string) {
+						if err := os.Remove(path); err != nil {
+							t.Fatal(err)
+						}
+					},
+					want: []followView{health(Disconnected, 0)},
+				},
+				{},
+				{do: appendLines(flowLine("u2")), want: []followView{health(Connected, 3*followPoll), flowAt(1, "u2")}},
+			},
+		},
+		"moved away and back": {
+			initial: flowLine("u1"),
+			steps: []step{
+				{want: []followView{connected, flowAt(1, "u1")}},
+				{
+					do: func(t *testing.T, path string) {
+						if err := os.Rename(path, path+".moved"); err != nil {
+							t.Fatal(err)
+						}
+					},
+					want: []followView{health(Disconnected, 0)},
+				},
+				{
+					do: func(t *testing.T, path string) {
+						if err := os.Rename(path+".moved", path); err != nil {
+							t.Fatal(err)
+						}
+						appendFile(t, path, flowLine("u2"))
+					},
+					want: []followView{health(Connected, 2*followPoll), flowAt(2, "u2")},
+				},
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "flows.jsonl")
+			if err := os.WriteFile(path, []byte(tc.initial), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var f *follower
+			for i, st := range tc.steps {
+				if f == nil {
+					f = startFollow(t, path)
+				} else {
+					if st.do != nil {
+						st.do(t, path)
+					}
+					f.clock.Step(followPoll)
+				}
+				if diff := cmp.Diff(st.want, f.idle()); diff != "" {
+					t.Fatalf("step %d: events (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestFileSourceFollowHealthMessages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.jsonl")
+	if err := os.WriteFile(path, []byte(flowLine("u1")+flowLine("u2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := startFollow(t, path)
+	f.idle()
+	if err := os.Truncate(path, 5); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(followPoll)
+	var msgs []string
+	for range 2 {
+		ev, err := f.src.Next(t.Context())
+		if err != nil || ev.Health == nil {
+			t.Fatalf("Next = %+v, %v; want a Health event", ev, err)
+		}
+		if ev.Health.Source != "file" {
+			t.Errorf("Health.Source = %q, want file", ev.Health.Source)
+		}
+		msgs = append(msgs, ev.Health.Message)
+	}
+	want := []string{
+		path + " shrank from 46 to 5 bytes (truncated); reading it again from the start, lines written before the truncation since the last check may be lost",
+		"following " + path,
+	}
+	if diff := cmp.Diff(want, msgs); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+}
+
+func TestFileSourceFollowGzip(t *testing.T) {
+	gz := gzipBytes(t, []byte(flowLine("u1")))
+	t.Run("at open", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "flows.jsonl")
+		if err := os.WriteFile(path, gz, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenFileFollow(path, FollowOptions{})
+		if err == nil || !strings.Contains(err.Error(), "cannot follow a gzip-compressed file") {
+			t.Fatalf("OpenFileFollow = %v, want it to refuse gzip", err)
+		}
+	})
+	t.Run("replaced by one", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "flows.jsonl")
+		if err := os.WriteFile(path, []byte(flowLine("u1")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := startFollow(t, path)
+		f.idle()
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, gz, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Step(followPoll)
+		_, err := f.src.Next(t.Context())
+		want := path + ": replaced by a gzip-compressed file, which cannot be followed"
+		if err == nil || err.Error() != want {
+			t.Fatalf("Next = %v, want %q", err, want)
+		}
+		if _, again := f.src.Next(t.Context()); again != err {
+			t.Errorf("Next after the error = %v, want the same error", again)
+		}
+	})
+}
+
+func TestOpenFileFollowErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]struct {
+		path string
+		opts FollowOptions
+		want string
+	}{
+		"missing file":      {path: filepath.Join(dir, "nope.jsonl"), want: "nope.jsonl: no such file or directory"},
+		"directory":         {path: dir, want: dir + ": is a directory"},
+		"negative interval": {path: dir, opts: FollowOptions{PollInterval: -time.Second}, want: "follow poll interval -1s is negative"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			src, err := OpenFileFollow(tc.path, tc.opts)
+			if err == nil {
+				src.Close()
+				t.Fatalf("OpenFileFollow(%q) succeeded", tc.path)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFileSourceFollowContextAndClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.jsonl")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := startFollow(t, path)
+	f.idle()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.src.Next(ctx)
+		errc <- err
+	}()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next at the end of a followed file = %v, want context.Canceled", err)
+	}
+	// The follower keeps going: a line written after the cancel is not lost.
+	appendFile(t, path, flowLine("after-cancel"))
+	f.clock.Step(followPoll)
+	if got := f.idle(); !cmp.Equal(got, []followView{{Line: 1, Kind: KindFlow, UUID: "after-cancel"}}) {
+		t.Fatalf("after the cancel: %+v, want the new line", got)
+	}
+
+	if err := f.src.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-f.src.exited:
+	default:
+		t.Fatal("the follower still runs after Close returned")
+	}
+	if f.clock.HasWaiters() {
+		t.Error("the follower's poll timer outlived Close")
+	}
+	if _, err := f.src.Next(t.Context()); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Next after Close = %v, want os.ErrClosed", err)
+	}
+}
+
+// With the real clock: the one test that waits on real polls, bounded by a deadline.
+func TestFileSourceFollowRealClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.jsonl")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenFileFollow(path, FollowOptions{PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if ev, err := src.Next(ctx); err != nil || ev.Health == nil || ev.Health.State != Connected {
+		t.Fatalf("first event = %+v, %v; want Connected", ev, err)
+	}
+	appendFile(t, path, flowLine("live"))
+	if ev, err := src.Next(ctx); err != nil || ev.Flow == nil || ev.Flow.UUID != "live" {
+		t.Fatalf("Next = %+v, %v; want the appended flow", ev, err)
+	}
+}
+
+func TestOpenFileFollowStdin(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	stdin := os.Stdin
+	os.Stdin = pr
+	t.Cleanup(func() { os.Stdin = stdin })
+
+	src, err := OpenFileFollow(StdinPath, FollowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := pw.WriteString(flowLine("from-stdin")); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	got := readAll(t, src)
+	want := []Event{{Kind: KindFlow, Line: 1, Flow: &Flow{UUID: "from-stdin"}}}
+	if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+		t.Errorf("events from stdin (-want +got):\n%s", diff)
 	}
 }
