@@ -3,11 +3,14 @@ package simulate
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 
 	"github.com/shadowgate/shadowgate/evaluator"
+	"github.com/shadowgate/shadowgate/evaluator/cluster"
 	"github.com/shadowgate/shadowgate/flows"
+	"github.com/shadowgate/shadowgate/simulate/soak"
 )
 
 // Report is the JSON contract of `shadowgate simulate -o json`. Field names are stable;
@@ -32,33 +35,14 @@ type NamespaceReport struct {
 	UncoveredEdges int   `json:"uncoveredEdges"`
 }
 
-// Peer is one side of an edge: a workload, a node, or an external CIDR.
-type Peer struct {
-	Namespace string `json:"namespace,omitempty"`
-	Workload  string `json:"workload,omitempty"`
-	// Kind is the workload kind (Deployment, StatefulSet, Pod, ...), or "Node" or "External".
-	Kind string `json:"kind"`
-	CIDR string `json:"cidr,omitempty"`
-	Node string `json:"node,omitempty"`
-}
-
-func (p Peer) String() string {
-	switch p.Kind {
-	case KindExternal:
-		return "external " + p.CIDR
-	case KindNode:
-		if p.Node == "" {
-			return "node"
-		}
-		return "node " + p.Node
-	}
-	return p.Namespace + "/" + p.Workload
-}
+// Peer is one side of an edge: a workload, a node, or an external CIDR. The soak store
+// keeps edges by the same peers.
+type Peer = soak.Peer
 
 // Peer kinds that are not workloads.
 const (
-	KindExternal = "External"
-	KindNode     = "Node"
+	KindExternal = soak.KindExternal
+	KindNode     = soak.KindNode
 )
 
 // Edge is an aggregated connection between two peers on one port.
@@ -88,8 +72,18 @@ const (
 	StatusOpen      EdgeStatus = "open"
 )
 
-// statusRank orders statuses so an edge shows the worst one any of its flows had.
-var statusRank = map[EdgeStatus]int{StatusOpen: 0, StatusCovered: 1, StatusDenied: 2, StatusWouldDrop: 3}
+// rank orders statuses so an edge shows the worst one any of its flows had.
+func rank(s EdgeStatus) int {
+	switch s {
+	case StatusCovered:
+		return 1
+	case StatusDenied:
+		return 2
+	case StatusWouldDrop:
+		return 3
+	}
+	return 0
+}
 
 // FlowCounts accounts for every event read: evaluated + sum(skipped) + sum(malformed) +
 // lostEvents lines + nodeStatus lines = read.
@@ -113,10 +107,71 @@ type MalformedLine struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// edgeKey names an edge by its peers' numbers (see peerTable): a flow hashes two
+// integers instead of two Peers of five strings.
 type edgeKey struct {
-	src, dst Peer
+	src, dst int32
 	proto    string
 	port     int32
+}
+
+// peerTable numbers the peers the report has seen, and remembers the number of each
+// endpoint it derived a peer from, so that a flow's peers cost a lookup by pointer or
+// address rather than a Peer to build and hash (and, for external endpoints, a CIDR to
+// format).
+type peerTable struct {
+	ids    map[Peer]int32
+	list   []Peer
+	byPod  map[*cluster.Pod]int32
+	byHost map[hostKey]int32
+	byNet  map[netip.Prefix]int32
+}
+
+type hostKey struct {
+	node string
+	ip   netip.Addr
+}
+
+func (t *peerTable) intern(p Peer) int32 {
+	if id, ok := t.ids[p]; ok {
+		return id
+	}
+	id := int32(len(t.list))
+	t.ids[p] = id
+	t.list = append(t.list, p)
+	return id
+}
+
+func (a *aggregate) peerID(ep evaluator.Endpoint) int32 {
+	t := &a.peers
+	switch ep.Kind {
+	case evaluator.Pod:
+		if id, ok := t.byPod[ep.Pod]; ok {
+			return id
+		}
+		id := t.intern(a.peer(ep))
+		t.byPod[ep.Pod] = id
+		return id
+	case evaluator.Host:
+		k := hostKey{ep.Node, ep.IP}
+		if id, ok := t.byHost[k]; ok {
+			return id
+		}
+		id := t.intern(a.peer(ep))
+		t.byHost[k] = id
+		return id
+	default:
+		var k netip.Prefix
+		if ep.IP.IsValid() {
+			k = bucket(ep.IP, a.s.opts.ExternalPrefixV4, a.s.opts.ExternalPrefixV6)
+		}
+		if id, ok := t.byNet[k]; ok {
+			return id
+		}
+		id := t.intern(a.peer(ep))
+		t.byNet[k] = id
+		return id
+	}
 }
 
 type nsStats struct {
@@ -125,6 +180,7 @@ type nsStats struct {
 
 type aggregate struct {
 	s      *Simulator
+	peers  peerTable
 	counts FlowCounts
 	ns     map[string]*nsStats
 	edges  map[edgeKey]*Edge
@@ -135,6 +191,9 @@ type aggregate struct {
 
 func newAggregate(s *Simulator) *aggregate {
 	a := &aggregate{s: s, ns: map[string]*nsStats{}, edges: map[edgeKey]*Edge{}, all: map[edgeKey]*Edge{}, dropIn: map[edgeKey][]string{}}
+	a.peers = peerTable{
+		ids: map[Peer]int32{}, byPod: map[*cluster.Pod]int32{}, byHost: map[hostKey]int32{}, byNet: map[netip.Prefix]int32{},
+	}
 	a.counts.Skipped = map[string]int64{}
 	a.counts.Malformed = map[string]int64{}
 	for ns := range s.enforced {
@@ -161,25 +220,23 @@ func (a *aggregate) add(j *Judgement) {
 	a.counts.Evaluated++
 	// A connection counts for the namespace whose enforcement judges it: the destination's
 	// (ingress) and, when egress is enforced, the source's.
-	var counted []string
+	dstNS := ""
 	if j.Conn.Dst.Kind == evaluator.Pod && a.s.enforced[j.Conn.Dst.Pod.Namespace] {
-		counted = append(counted, j.Conn.Dst.Pod.Namespace)
+		dstNS = j.Conn.Dst.Pod.Namespace
+		a.stats(dstNS).connections++
 	}
 	if a.s.opts.Compile.Egress && j.Conn.Src.Kind == evaluator.Pod && a.s.enforced[j.Conn.Src.Pod.Namespace] &&
-		(len(counted) == 0 || counted[0] != j.Conn.Src.Pod.Namespace) {
-		counted = append(counted, j.Conn.Src.Pod.Namespace)
+		j.Conn.Src.Pod.Namespace != dstNS {
+		a.stats(j.Conn.Src.Pod.Namespace).connections++
 	}
-	for _, ns := range counted {
-		a.stats(ns).connections++
-	}
-	k := edgeKey{src: a.peer(j.Conn.Src), dst: a.peer(j.Conn.Dst), proto: string(j.Conn.Protocol), port: j.Conn.Port}
+	k := edgeKey{src: a.peerID(j.Conn.Src), dst: a.peerID(j.Conn.Dst), proto: string(j.Conn.Protocol), port: j.Conn.Port}
 	e, ok := a.all[k]
 	if !ok {
-		e = &Edge{Source: k.src, Destination: k.dst, Port: k.port, Protocol: k.proto, Reason: j.Reason}
+		e = &Edge{Source: a.peers.list[k.src], Destination: a.peers.list[k.dst], Port: k.port, Protocol: k.proto, Reason: j.Reason}
 		a.all[k] = e
 	}
 	seen(e, j.Flow.Time)
-	if st := status(j); statusRank[st] > statusRank[e.Status] || e.Status == "" {
+	if st := status(j); rank(st) > rank(e.Status) || e.Status == "" {
 		e.Status, e.Reason, e.AllowedBy = st, j.Reason, ruleNames(j.Enforced)
 	}
 	if !j.WouldDrop {
@@ -192,7 +249,7 @@ func (a *aggregate) add(j *Judgement) {
 	u, ok := a.edges[k]
 	if !ok {
 		a.dropIn[k] = dropped
-		u = &Edge{Source: k.src, Destination: k.dst, Port: k.port, Protocol: k.proto, Reason: uncoveredReason(j), Status: StatusWouldDrop}
+		u = &Edge{Source: e.Source, Destination: e.Destination, Port: k.port, Protocol: k.proto, Reason: uncoveredReason(j), Status: StatusWouldDrop}
 		a.edges[k] = u
 	}
 	seen(u, j.Flow.Time)

@@ -132,6 +132,7 @@ type Snapshot struct {
 	podsByKey map[string]*Pod
 	podsByIP  map[netip.Addr]*Pod
 	nodeIPs   map[netip.Addr]string
+	nodeAddrs map[string]netip.Addr
 }
 
 // Index (re)builds the lookup tables. Build calls it; tests that assemble a Snapshot by
@@ -141,6 +142,7 @@ func (s *Snapshot) Index() {
 	s.podsByKey = make(map[string]*Pod, len(s.Pods))
 	s.podsByIP = make(map[netip.Addr]*Pod, len(s.Pods))
 	s.nodeIPs = map[netip.Addr]string{}
+	s.nodeAddrs = map[string]netip.Addr{}
 	if s.Namespaces == nil {
 		s.Namespaces = map[string]*Namespace{}
 	}
@@ -148,6 +150,9 @@ func (s *Snapshot) Index() {
 		s.podsByKey[p.Key()] = p
 		if p.HostIP.IsValid() {
 			s.nodeIPs[p.HostIP] = p.NodeName
+			if p.NodeName != "" {
+				s.nodeAddrs[p.NodeName] = p.HostIP
+			}
 		}
 		if p.HostNetwork {
 			// A host-network pod shares its node's address: traffic from it is node traffic.
@@ -177,6 +182,12 @@ func (s *Snapshot) PodByIP(ip netip.Addr) *Pod { return s.podsByIP[ip.Unmap()] }
 func (s *Snapshot) NodeByIP(ip netip.Addr) (string, bool) {
 	n, ok := s.nodeIPs[ip.Unmap()]
 	return n, ok
+}
+
+// NodeIP returns the address of node name, as learnt from pods' hostIP.
+func (s *Snapshot) NodeIP(name string) (netip.Addr, bool) {
+	ip, ok := s.nodeAddrs[name]
+	return ip, ok
 }
 
 // NamespaceLabels returns the labels of namespace ns (synthesizing the metadata.name

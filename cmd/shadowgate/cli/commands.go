@@ -34,12 +34,24 @@ connections the current set allows but the enforced set would deny.
 With neither --cluster nor --flows it runs on the built-in demo shop.
 By default every namespace that some ClientIntents target is enforced.
 
-Exit codes: 0 nothing would be dropped, 3 something would, 2 bad input, 1 internal error.`,
+With --hubble, --mapper or --follow it runs until SIGINT/SIGTERM: it keeps each governed
+namespace's edges over the soak window (--state persists them across restarts), serves
+/report (this report plus gate results), /metrics, /healthz, /readyz and /ui on --listen, and
+prints a refreshed summary.
+
+Exit codes: 0 nothing would be dropped (long-running: stopped cleanly), 3 something would,
+2 bad input, 1 internal error.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := optionsFrom(v)
 			if err := o.Validate("table", "json"); err != nil {
 				return err
+			}
+			if lo := liveOptionsFrom(v); lo.Live() {
+				if err := lo.Validate(o); err != nil {
+					return err
+				}
+				return runLive(cmd.Context(), cmd, o, lo)
 			}
 			return runSimulate(cmd.Context(), cmd, o)
 		},
@@ -47,6 +59,7 @@ Exit codes: 0 nothing would be dropped, 3 something would, 2 bad input, 1 intern
 	addClusterFlags(cmd.Flags())
 	addEnforceFlags(cmd.Flags())
 	addFlowFlags(cmd.Flags())
+	addLiveFlags(cmd.Flags())
 	cmd.Flags().StringP("output", "o", "table", "output format: table | json")
 	return cmd
 }

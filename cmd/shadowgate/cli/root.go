@@ -34,6 +34,8 @@ evaluates them against observed Hubble flows, and reports the traffic that would
 		newEvaluateCmd(v),
 		newCompileCmd(v),
 		newDemoCmd(v),
+		newGateCmd(v),
+		newConfigCmd(v),
 	)
 	return root
 }
