@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -157,8 +158,11 @@ func writeLines(t *testing.T, path string, lines []string, appendTo bool) {
 }
 
 type daemon struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd    *exec.Cmd
+	addr   string
+	mu     sync.Mutex
+	stderr strings.Builder
+	exited chan error
 }
 
 var servingRE = regexp.MustCompile(`serving .* on (\S+)`)
@@ -174,23 +178,37 @@ func startDaemon(t *testing.T, bin, flows, state string) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	d := &daemon{cmd: cmd, exited: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			d.mu.Lock()
+			d.stderr.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
 			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}
 		}
+		d.exited <- cmd.Wait()
 	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-d.exited
+	})
 	select {
-	case a := <-addr:
-		return &daemon{cmd: cmd, addr: a}
+	case d.addr = <-addr:
+		return d
 	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not start serving")
+		t.Fatalf("daemon did not start serving; stderr:\n%s", d.log())
 	}
 	return nil
+}
+
+func (d *daemon) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stderr.String()
 }
 
 func (d *daemon) report(t *testing.T) *simulate.LiveReport {
@@ -252,8 +270,16 @@ func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	err := d.cmd.Wait()
-	if sig == syscall.SIGTERM && err != nil {
-		t.Fatalf("SIGTERM: daemon exited with %v, want a clean exit", err)
+	select {
+	case err := <-d.exited:
+		d.exited <- err // for the cleanup
+		if sig == syscall.SIGTERM && err != nil {
+			t.Fatalf("SIGTERM: daemon exited with %v, want a clean exit; stderr:\n%s", err, d.log())
+		}
+	case <-time.After(20 * time.Second):
+		// Ask the runtime where it is stuck before killing it.
+		_ = d.cmd.Process.Signal(syscall.SIGQUIT)
+		time.Sleep(time.Second)
+		t.Fatalf("daemon did not exit within 20s of %v; stderr:\n%s", sig, d.log())
 	}
 }

@@ -341,7 +341,7 @@ func serve(addr string, live *simulate.Live, m *alerts.Metrics, ready *atomic.Bo
 		}
 		fmt.Fprintln(w, "ok")
 	})
-
+	registerUI(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln.Addr().String(), nil

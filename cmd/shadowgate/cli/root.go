@@ -36,6 +36,8 @@ evaluates them against observed Hubble flows, and reports the traffic that would
 		newDemoCmd(v),
 		newGateCmd(v),
 		newConfigCmd(v),
+		newSuggestCmd(v),
+		newReportCmd(v),
 	)
 	return root
 }
