@@ -112,8 +112,23 @@ func effects(v evaluator.Verdict) []PolicyEffect {
 	return out
 }
 
-// WriteTable writes the report for people.
-func WriteTable(w io.Writer, r *Report) error {
+// TableStyle says how WriteTableStyled decorates the table.
+type TableStyle struct {
+	// Color marks what would be dropped in red and a clean result in green (ANSI).
+	Color bool
+}
+
+// WriteTable writes the report for people, without colour.
+func WriteTable(w io.Writer, r *Report) error { return WriteTableStyled(w, r, TableStyle{}) }
+
+// WriteTableStyled writes the report for people.
+func WriteTableStyled(w io.Writer, r *Report, style TableStyle) error {
+	paint := func(code, s string) string {
+		if !style.Color {
+			return s
+		}
+		return "\033[" + code + "m" + s + "\033[0m"
+	}
 	ew := &errWriter{w: w}
 	tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(ew, "Enforced namespaces: %s\n\n", strings.Join(r.Enforced, ", "))
@@ -124,9 +139,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	tw.Flush()
 	fmt.Fprintln(ew)
 	if len(r.Uncovered) == 0 {
-		fmt.Fprintln(ew, "Nothing would be dropped.")
+		fmt.Fprintln(ew, paint("32", "Nothing would be dropped."))
 	} else {
-		fmt.Fprintf(ew, "Would be dropped (%d edges):\n", len(r.Uncovered))
+		fmt.Fprintln(ew, paint("1;31", fmt.Sprintf("Would be dropped (%d edges):", len(r.Uncovered))))
 		tw = tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SOURCE\tDESTINATION\tPORT\tCOUNT\tLAST SEEN")
 		for _, e := range r.Uncovered {

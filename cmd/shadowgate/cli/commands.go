@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -65,16 +67,23 @@ Exit codes: 0 nothing would be dropped (long-running: stopped cleanly), 3 someth
 }
 
 func runSimulate(ctx context.Context, cmd *cobra.Command, o Options) error {
-	snap, src, err := openInputs(cmd, o)
+	snap, src, counted, size, err := openCounted(cmd, o)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	reportSnapshot(cmd, o, snap)
 	sim, err := simulate.New(snap, o.simulateOptions(snap, true))
 	if err != nil {
 		return badInput(err)
 	}
-	if err := drain(ctx, src, func(ev flows.Event) { sim.Observe(ev) }); err != nil {
+	var bar *progress
+	if counted.r != nil {
+		bar = startProgress(cmd.ErrOrStderr(), o.Quiet, size, counted, 200*time.Millisecond)
+	}
+	err = drain(ctx, src, func(ev flows.Event) { sim.Observe(ev); bar.add() })
+	bar.done()
+	if err != nil {
 		return err
 	}
 	rep := sim.Report()
@@ -85,7 +94,7 @@ func runSimulate(ctx context.Context, cmd *cobra.Command, o Options) error {
 			return err
 		}
 	default:
-		if err := simulate.WriteTable(out, rep); err != nil {
+		if err := simulate.WriteTableStyled(out, rep, simulate.TableStyle{Color: useColor(out)}); err != nil {
 			return err
 		}
 	}
@@ -121,6 +130,28 @@ func strictCheck(o Options, c simulate.FlowCounts) error {
 		msg += ")"
 	}
 	return badInput(errors.New(msg))
+}
+
+// reportSnapshot tells, with --verbose, what the snapshot held and what the loader warned
+// about; --quiet or not, those are never errors.
+func reportSnapshot(cmd *cobra.Command, o Options, snap *cluster.Snapshot) {
+	if !o.Verbose || o.Quiet {
+		return
+	}
+	w := cmd.ErrOrStderr()
+	fmt.Fprintf(w, "snapshot: %d namespaces, %d pods, %d workloads, %d services, %d NetworkPolicies, %d ClientIntents\n",
+		len(snap.Namespaces), len(snap.Pods), len(snap.Workloads), len(snap.Services), len(snap.NetworkPolicies), len(snap.Intents))
+	kinds := make([]string, 0, len(snap.Ignored))
+	for k := range snap.Ignored {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "snapshot: ignored %d %s\n", snap.Ignored[k], k)
+	}
+	for _, warn := range snap.Warnings {
+		fmt.Fprintln(w, "snapshot warning:", warn)
+	}
 }
 
 func newEvaluateCmd(v *viper.Viper) *cobra.Command {
@@ -276,6 +307,47 @@ func openInputs(cmd *cobra.Command, o Options) (*cluster.Snapshot, flowSource, e
 		return nil, nil, badInput(err)
 	}
 	return snap, src, nil
+}
+
+// openCounted opens the flows file behind a byte counter, for the progress line; other
+// inputs (stdin, the demo) go through openInputs.
+func openCounted(cmd *cobra.Command, o Options) (*cluster.Snapshot, flowSource, *countingReader, int64, error) {
+	if o.Flows == "" || o.Flows == "-" || len(o.Cluster) == 0 {
+		snap, src, err := openInputs(cmd, o)
+		return snap, src, &countingReader{r: nil}, 0, err
+	}
+	snap, err := loadSnapshot(o)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	f, err := os.Open(o.Flows)
+	if err != nil {
+		return nil, nil, nil, 0, badInput(err)
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s: is a directory, want a file of Hubble flows", o.Flows)
+		}
+		return nil, nil, nil, 0, badInput(err)
+	}
+	cr := &countingReader{r: f}
+	return snap, closingSource{flows.NewReader(o.Flows, cr), f}, cr, fi.Size(), nil
+}
+
+// closingSource closes the file under a reader-backed source.
+type closingSource struct {
+	*flows.FileSource
+	f *os.File
+}
+
+func (c closingSource) Close() error {
+	err := c.FileSource.Close()
+	if ferr := c.f.Close(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 type flowSource interface {

@@ -189,13 +189,15 @@ func runLive(ctx context.Context, cmd *cobra.Command, o Options, lo LiveOptions)
 	defer summary.Stop()
 	tty := isTerminal(cmd.OutOrStdout())
 	var runErr error
+	finished := false
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
 		case runErr = <-done:
-			// Every source ended (a file replay without --follow cannot get here).
+			// Every source ended, or a signal cancelled them first.
+			finished = true
 			break loop
 		case <-save.C():
 			if err := live.Save(); err != nil {
@@ -223,8 +225,11 @@ loop:
 		}
 	}
 	cancel()
-	if err := <-waitOr(done, runErr); err != nil && ctx.Err() == nil {
-		logf("sources: %v", err)
+	if !finished {
+		runErr = <-done
+	}
+	if runErr != nil && ctx.Err() == nil {
+		logf("sources: %v", runErr)
 	}
 	if err := live.Save(); err != nil {
 		return fmt.Errorf("saving state: %w", err)
@@ -234,23 +239,6 @@ loop:
 	}
 	writeSummary(cmd.OutOrStdout(), live.Report(), false)
 	return nil
-}
-
-// waitOr returns done unless its value was already taken.
-func waitOr(done chan error, taken error) chan error {
-	if taken != nil {
-		c := make(chan error, 1)
-		c <- taken
-		return c
-	}
-	select {
-	case err := <-done:
-		c := make(chan error, 1)
-		c <- err
-		return c
-	default:
-		return done
-	}
 }
 
 func openLiveSources(o Options, lo LiveOptions, clk clock.Clock) ([]simulate.NamedSource, func(), error) {

@@ -31,6 +31,8 @@ type Options struct {
 	Output             string   // -o
 	Strict             bool     // --strict: malformed or unresolvable flows are an error
 	MaxMalformed       int      // --max-malformed: malformed lines listed by number
+	Quiet              bool     // --quiet: no progress line, no warnings
+	Verbose            bool     // --verbose: what the snapshot held, loader warnings
 }
 
 func addClusterFlags(fs *pflag.FlagSet) {
@@ -67,6 +69,8 @@ func optionsFrom(v *viper.Viper) Options {
 		Output:             v.GetString("output"),
 		Strict:             v.GetBool("strict"),
 		MaxMalformed:       v.GetInt("max-malformed"),
+		Quiet:              v.GetBool("quiet"),
+		Verbose:            v.GetBool("verbose"),
 	}
 }
 

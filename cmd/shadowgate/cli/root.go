@@ -28,6 +28,8 @@ evaluates them against observed Hubble flows, and reports the traffic that would
 		},
 	}
 	root.PersistentFlags().String("config", "", "configuration file (YAML, JSON or TOML); SHADOWGATE_CONFIG also works")
+	root.PersistentFlags().BoolP("quiet", "q", false, "no progress line and no warnings on standard error")
+	root.PersistentFlags().BoolP("verbose", "v", false, "also say what the cluster snapshot held and what the loader warned about")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	root.AddCommand(
 		newSimulateCmd(v),
@@ -36,6 +38,11 @@ evaluates them against observed Hubble flows, and reports the traffic that would
 		newDemoCmd(v),
 		newGateCmd(v),
 		newConfigCmd(v),
+		newControllerCmd(v),
+		newPromoteCmd(v),
+		newRollbackCmd(v),
+		newStatusCmd(v),
+		newInitCmd(v),
 		newSuggestCmd(v),
 		newReportCmd(v),
 	)
@@ -49,14 +56,16 @@ func loadConfig(v *viper.Viper, cmd *cobra.Command) error {
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
 	var bindErr error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+	bind := func(f *pflag.Flag) {
 		if f.Name == "help" {
 			return
 		}
 		if err := v.BindPFlag(f.Name, f); err != nil && bindErr == nil {
 			bindErr = err
 		}
-	})
+	}
+	cmd.Flags().VisitAll(bind)
+	cmd.InheritedFlags().VisitAll(bind)
 	if bindErr != nil {
 		return bindErr
 	}
