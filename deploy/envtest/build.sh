@@ -15,6 +15,16 @@ if [[ -x $OUT/kube-apiserver && -x $OUT/etcd && -f $stamp && $(cat "$stamp") == 
   exit 0
 fi
 
+# A machine that built them once (for another clone) keeps a copy: a fresh clone in CI on the
+# same machine then costs a copy, not a build.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/shadowgate-envtest/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
+if [[ -x $cache/kube-apiserver && -x $cache/etcd ]]; then
+  cp "$cache/kube-apiserver" "$cache/etcd" "$OUT/"
+  echo "$want" > "$stamp"
+  echo "envtest binaries copied from $cache ($want)"
+  exit 0
+fi
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 staging="0.${K8S_VERSION#1.}"
@@ -42,4 +52,5 @@ go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null
 CGO_ENABLED=0 go build -trimpath -o "$OUT/etcd" go.etcd.io/etcd/server/v3
 
 echo "$want" > "$stamp"
+mkdir -p "$cache" && cp "$OUT/kube-apiserver" "$OUT/etcd" "$cache/" || true
 echo "envtest binaries in $OUT ($want)"
