@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,5 +201,24 @@ func TestDemoWritesInputsThatSimulateReads(t *testing.T) {
 	}
 	if diff := cmp.Diff(embedded, fromFiles); diff != "" {
 		t.Errorf("written demo differs from embedded (-embedded +files):\n%s", diff)
+	}
+}
+
+// failingWriter stands for an output that cannot be written (a closed pipe, a full disk).
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+func TestUnwritableOutputIsAnInternalError(t *testing.T) {
+	cmd := New(viper.New())
+	cmd.SetArgs([]string{"simulate", "-o", "json", "--cluster", "testdata/cluster", "--flows", "testdata/flows-covered.jsonl"})
+	cmd.SetOut(failingWriter{})
+	cmd.SetErr(&bytes.Buffer{})
+	err := cmd.ExecuteContext(context.Background())
+	if got := Code(err); got != ExitInternal {
+		t.Fatalf("exit code = %d (err %v), want %d", got, err, ExitInternal)
+	}
+	if !strings.Contains(err.Error(), "no space left on device") {
+		t.Errorf("error %q does not say why", err)
 	}
 }
