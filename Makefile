@@ -5,6 +5,14 @@ FUZZTIME  ?= 10s
 BENCH     ?= .
 BENCHCOUNT ?= 5
 ENVTEST   ?= $(BIN)/envtest
+HELM      ?= $(BIN)/helm
+HELM_VERSION ?= v3.22.0
+CHART     := deploy/chart/shadowgate
+# The Kubernetes version helm renders and lints for (the envtest control plane's): a
+# helm built from source otherwise assumes v1.20, which the chart's kubeVersion refuses.
+KUBE_VERSION ?= 1.37.2
+IMAGE     ?= ghcr.io/shadowgate/shadowgate:$(VERSION)
+CONTAINER_TOOL ?= docker
 PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/shadowgate/shadowgate/cmd/shadowgate/cli.Version=$(VERSION)
@@ -13,15 +21,15 @@ LDFLAGS   := -s -w -X github.com/shadowgate/shadowgate/cmd/shadowgate/cli.Versio
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/shadowgate (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/shadowgate ./cmd/shadowgate
 
 .PHONY: test
-test: lint fuzz-seeds envtest ## Run every test: lint, unit and integration tests with -race, brief fuzzing
-	KUBEBUILDER_ASSETS=$(abspath $(ENVTEST)) $(GO) test -race -count=1 $(PKGS)
+test: lint fuzz-seeds envtest helm verify-manifests ## Run every test: lint, unit and integration tests with -race, brief fuzzing, manifest drift
+	KUBEBUILDER_ASSETS=$(abspath $(ENVTEST)) HELM=$(abspath $(HELM)) $(GO) test -race -count=1 $(PKGS)
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for the envtest suites into bin/envtest (from the Go module proxy; cached)
@@ -32,6 +40,42 @@ generate: ## Regenerate the deepcopy code, the NamespaceRollout CRD and the cont
 	$(GO) tool controller-gen object paths=./rollout/api/...
 	$(GO) tool controller-gen crd paths=./rollout/api/... output:crd:dir=deploy/crds
 	$(GO) tool controller-gen rbac:roleName=shadowgate-controller paths=./rollout/... output:rbac:dir=deploy/rbac
+
+.PHONY: helm
+helm: ## Build helm (HELM_VERSION) into bin/helm (from the Go module proxy; rebuilt only when the version changes)
+	@# A helm built by go install reports only its minor version; its module version is exact.
+	@if [ "$$($(GO) version -m $(HELM) 2>/dev/null | awk '$$1 == "mod" {print $$3}')" != "$(HELM_VERSION)" ]; then \
+		echo "building helm $(HELM_VERSION)..."; \
+		GOBIN=$(abspath $(BIN)) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
+	fi
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs, the generated RBAC rules and the alert rules into the Helm chart
+	rm -f $(CHART)/crds/*.yaml
+	mkdir -p $(CHART)/crds $(CHART)/files/rbac
+	cp deploy/crds/*.yaml $(CHART)/crds/
+	cp deploy/rbac/role.yaml $(CHART)/files/rbac/role.yaml
+	cp alerts/rules/shadowgate.rules.yaml $(CHART)/files/shadowgate.rules.yaml
+
+.PHONY: manifests
+manifests: chart-sync helm ## Render deploy/install.yaml: the chart with its defaults, for kubectl apply
+	{ cat deploy/namespace.yaml; \
+	  $(HELM) template shadowgate $(CHART) --namespace shadowgate-system --kube-version $(KUBE_VERSION) --include-crds; } > deploy/install.yaml
+
+.PHONY: helm-lint
+helm-lint: chart-sync helm ## helm lint the chart strictly, with its defaults and with every feature on
+	$(HELM) lint --strict $(CHART) --namespace shadowgate-system --kube-version $(KUBE_VERSION)
+	$(HELM) lint --strict $(CHART) --namespace shadowgate-system --kube-version $(KUBE_VERSION) -f deploy/testdata/values/everything.good.yaml
+
+.PHONY: verify-manifests
+verify-manifests: manifests ## Fail if the chart's copies or deploy/install.yaml differ from what is committed
+	@git diff --exit-code -- deploy/ || { echo "deploy/ is out of date: run make manifests and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- deploy/); \
+	if [ -n "$$untracked" ]; then echo "untracked files in deploy/ (commit them):"; echo "$$untracked"; exit 1; fi
+
+.PHONY: image
+image: ## Build the container image IMAGE with CONTAINER_TOOL (docker or podman)
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 .PHONY: fuzz-seeds
 fuzz-seeds: ## Fuzz the flow parser and the manifest loader briefly (FUZZTIME each)

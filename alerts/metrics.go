@@ -3,6 +3,7 @@
 package alerts
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -28,22 +29,29 @@ type Metrics struct {
 	SourceUp       *prometheus.GaugeVec   // source
 	LastFlow       *prometheus.GaugeVec   // source: unix seconds of the newest flow
 
-	Connections      *prometheus.CounterVec // namespace
-	WouldDrop        *prometheus.CounterVec // namespace
-	WouldDropEdge    *prometheus.CounterVec // namespace, source_namespace, source_workload, destination_workload, port, protocol
-	SeriesOverflow   *prometheus.CounterVec // metric: observations not given their own series because of the cap
-	UncoveredEdges   *prometheus.GaugeVec   // namespace
-	GatePass         *prometheus.GaugeVec   // namespace: 1 passes, 0 blocked
-	GateReasons      *prometheus.GaugeVec   // namespace, code
-	SoakCoverage     *prometheus.GaugeVec   // namespace: seconds of healthy ingestion in the window
-	SoakWindow       *prometheus.GaugeVec   // namespace: the window, seconds
-	Phase            *prometheus.GaugeVec   // namespace, phase: 1 for the current phase
-	EnforcedDrops    *prometheus.CounterVec // namespace: Hubble DROPPED (policy) flows into enforced namespaces
-	Promotions       *prometheus.CounterVec // trigger (auto | manual | forced)
-	Rollbacks        *prometheus.CounterVec // trigger (auto | manual)
+	Connections    *prometheus.CounterVec // namespace
+	WouldDrop      *prometheus.CounterVec // namespace
+	WouldDropEdge  *prometheus.CounterVec // namespace, source_namespace, source_workload, destination_workload, port, protocol
+	SeriesOverflow *prometheus.CounterVec // metric: observations not given their own series because of the cap
+	UncoveredEdges *prometheus.GaugeVec   // namespace
+	GatePass       *prometheus.GaugeVec   // namespace: 1 passes, 0 blocked
+	GateReasons    *prometheus.GaugeVec   // namespace, code
+	SoakCoverage   *prometheus.GaugeVec   // namespace: seconds of healthy ingestion in the window
+	SoakWindow     *prometheus.GaugeVec   // namespace: the window, seconds
+	SoakStart      *prometheus.GaugeVec   // namespace: unix seconds the namespace's soak began
+	Phase          *prometheus.GaugeVec   // namespace, phase: 1 for the current phase
+	EnforcedDrops  *prometheus.CounterVec // namespace: Hubble DROPPED (policy) flows into enforced namespaces
+	Promotions     *prometheus.CounterVec // namespace, trigger (auto | manual | forced)
+	Rollbacks      *prometheus.CounterVec // namespace, trigger (auto | manual)
+	// ControllerLeader has no labels but is a vector so that it exports nothing until a
+	// controller sets it (Leader): a long-running simulate must not look like a controller
+	// replica that never leads.
+	ControllerLeader *prometheus.GaugeVec
 	Recompiles       prometheus.Counter
 	RecompileSeconds prometheus.Histogram
 
+	// own are shadowgate's collectors, without the Go and process ones, for RegisterOn.
+	own      []prometheus.Collector
 	edgeCap  int
 	edgeMu   sync.Mutex
 	edgeSeen map[string]struct{}
@@ -59,12 +67,12 @@ func New(edgeCap int) *Metrics {
 	m := &Metrics{Registry: reg, edgeCap: edgeCap, edgeSeen: map[string]struct{}{}}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
-		reg.MustRegister(c)
+		m.own = append(m.own, c)
 		return c
 	}
 	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
 		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
-		reg.MustRegister(g)
+		m.own = append(m.own, g)
 		return g
 	}
 	m.FlowsRead = counter("flows_read_total", "Flow records and events read, by source and outcome.", "source", "outcome")
@@ -83,16 +91,96 @@ func New(edgeCap int) *Metrics {
 	m.GateReasons = gauge("gate_reasons", "Reasons the gate is blocked, by code (1 when present).", "namespace", "code")
 	m.SoakCoverage = gauge("soak_coverage_seconds", "Seconds of healthy ingestion within the soak window.", "namespace")
 	m.SoakWindow = gauge("soak_window_seconds", "The soak window.", "namespace")
+	m.SoakStart = gauge("soak_start_timestamp_seconds", "When the namespace's soak began (tracking started), in unix seconds.", "namespace")
 	m.Phase = gauge("namespace_phase", "1 for the namespace's current rollout phase.", "namespace", "phase")
 	m.EnforcedDrops = counter("enforced_dropped_connections_total", "Connections dropped by policy in enforced namespaces (Hubble verdict DROPPED).", "namespace")
-	m.Promotions = counter("promotions_total", "Namespaces promoted to enforcement, by trigger.", "trigger")
-	m.Rollbacks = counter("rollbacks_total", "Namespaces rolled back to shadow, by trigger.", "trigger")
+	m.Promotions = counter("promotions_total", "Promotions of a namespace to enforcement, by trigger.", "namespace", "trigger")
+	m.Rollbacks = counter("rollbacks_total", "Rollbacks of a namespace to shadow mode, by trigger.", "namespace", "trigger")
+	m.ControllerLeader = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "controller_leader",
+		Help: "1 while this controller replica holds the leader lease (or runs without leader election), 0 while it waits."}, nil)
 	m.Recompiles = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "evaluator_recompiles_total", Help: "Policy set recompilations after cluster changes."})
 	m.RecompileSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "evaluator_recompile_duration_seconds",
 		Help: "Time to recompile the policy set and re-judge stored edges.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
-	reg.MustRegister(m.Recompiles, m.RecompileSeconds,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.own = append(m.own, m.ControllerLeader, m.Recompiles, m.RecompileSeconds)
+	reg.MustRegister(m.own...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// RegisterOn registers shadowgate's own collectors (not the Go and process ones, which a
+// host registry such as controller-runtime's already has) on r, so a process that serves
+// another registry exports them on the same endpoint. The returned function unregisters
+// them again; on error nothing stays registered.
+func (m *Metrics) RegisterOn(r prometheus.Registerer) (unregister func(), err error) {
+	var done []prometheus.Collector
+	unregister = func() {
+		for _, c := range done {
+			r.Unregister(c)
+		}
+	}
+	for _, c := range m.own {
+		if err := r.Register(c); err != nil {
+			unregister()
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("registering shadowgate metrics: another set is already registered (one per process): %w", err)
+			}
+			return nil, fmt.Errorf("registering shadowgate metrics: %w", err)
+		}
+		done = append(done, c)
+	}
+	return unregister, nil
+}
+
+// Leader sets shadowgate_controller_leader, which only a controller exports.
+func (m *Metrics) Leader(leading bool) {
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.ControllerLeader.WithLabelValues().Set(v)
+}
+
+// Triggers of promotions and rollbacks.
+const (
+	TriggerAuto   = "auto"
+	TriggerManual = "manual"
+	TriggerForced = "forced"
+)
+
+// Phases of the namespace_phase gauge: the NamespaceRollout phases.
+var Phases = []string{"Shadow", "Ready", "Enforcing", "RolledBack", "Blocked"}
+
+// SetPhase marks phase as namespace's current one, and every other phase 0, so a query
+// for == 1 finds exactly one phase per namespace.
+func (m *Metrics) SetPhase(ns, phase string) {
+	for _, p := range Phases {
+		v := 0.0
+		if p == phase {
+			v = 1
+		}
+		m.Phase.WithLabelValues(ns, p).Set(v)
+	}
+}
+
+// Forget deletes every per-namespace series of ns, for a namespace no longer governed:
+// a stale gauge would keep an alert firing for a namespace nobody watches. Counters go
+// too; Prometheus treats their return as a reset.
+func (m *Metrics) Forget(ns string) {
+	match := prometheus.Labels{"namespace": ns}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.Connections, m.WouldDrop, m.WouldDropEdge, m.UncoveredEdges, m.GatePass, m.GateReasons,
+		m.SoakCoverage, m.SoakWindow, m.SoakStart, m.Phase, m.EnforcedDrops, m.Promotions, m.Rollbacks,
+	} {
+		v.DeletePartialMatch(match)
+	}
+	m.edgeMu.Lock()
+	for k := range m.edgeSeen {
+		if len(k) > len(ns) && k[:len(ns)] == ns && k[len(ns)] == 0 {
+			delete(m.edgeSeen, k)
+		}
+	}
+	m.edgeMu.Unlock()
 }
 
 // ObserveWouldDropEdge counts a would-be-dropped connection on its edge series, within the

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -44,5 +46,62 @@ func TestEveryMetricIsNamespacedAndDocumented(t *testing.T) {
 		if mf.GetHelp() == "" {
 			t.Errorf("metric %s has no help", name)
 		}
+	}
+}
+
+func TestRegisterOnHostRegistry(t *testing.T) {
+	host := prometheus.NewRegistry()
+	// The host already has the Go collector, as controller-runtime's registry does: only
+	// shadowgate's own collectors may be added.
+	host.MustRegister(collectors.NewGoCollector())
+	m := New(0)
+	unregister, err := m.RegisterOn(host)
+	if err != nil {
+		t.Fatalf("first registration: %v", err)
+	}
+	m.UncoveredEdges.WithLabelValues("shop").Set(2)
+	if got := testutil.ToFloat64(m.UncoveredEdges.WithLabelValues("shop")); got != 2 {
+		t.Fatalf("uncovered = %v", got)
+	}
+	if n, err := testutil.GatherAndCount(host, "shadowgate_uncovered_edges"); err != nil || n != 1 {
+		t.Errorf("host gathers %d shadowgate_uncovered_edges series (%v), want 1", n, err)
+	}
+	if _, err := New(0).RegisterOn(host); err == nil || !strings.Contains(err.Error(), "one per process") {
+		t.Errorf("second set registered on the same host: err = %v, want an already-registered error", err)
+	}
+	unregister()
+	if n, _ := testutil.GatherAndCount(host, "shadowgate_uncovered_edges"); n != 0 {
+		t.Errorf("after unregister the host still gathers %d series", n)
+	}
+	if _, err := New(0).RegisterOn(host); err != nil {
+		t.Errorf("registering after unregister: %v", err)
+	}
+}
+
+func TestSetPhaseMarksExactlyOne(t *testing.T) {
+	m := New(0)
+	m.SetPhase("shop", "Shadow")
+	m.SetPhase("shop", "Enforcing")
+	for _, p := range Phases {
+		want := 0.0
+		if p == "Enforcing" {
+			want = 1
+		}
+		if got := testutil.ToFloat64(m.Phase.WithLabelValues("shop", p)); got != want {
+			t.Errorf("phase %s = %v, want %v", p, got, want)
+		}
+	}
+}
+
+// A simulate exporting shadowgate_controller_leader would hide a missing controller from
+// ShadowgateControllerDown and fire ShadowgateControllerNotLeading.
+func TestControllerLeaderOnlyOnceSet(t *testing.T) {
+	m := New(0)
+	if n, err := testutil.GatherAndCount(m.Registry, "shadowgate_controller_leader"); err != nil || n != 0 {
+		t.Fatalf("fresh metrics export %d leader series (%v), want 0", n, err)
+	}
+	m.Leader(true)
+	if got := testutil.ToFloat64(m.ControllerLeader.WithLabelValues()); got != 1 {
+		t.Errorf("leader = %v, want 1", got)
 	}
 }

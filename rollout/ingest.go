@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 
+	"github.com/shadowgate/shadowgate/alerts"
 	"github.com/shadowgate/shadowgate/flows"
 	"github.com/shadowgate/shadowgate/flows/hubble"
 	"github.com/shadowgate/shadowgate/simulate"
@@ -40,8 +41,9 @@ type Ingest struct {
 	// tripped is called when a namespace crosses its drop threshold.
 	tripped func(namespace string)
 
-	kick  chan struct{}
-	Stats IngestStats
+	kick    chan struct{}
+	Stats   IngestStats
+	metrics *alerts.Metrics // nil: none
 
 	// owned by the ingestion goroutine
 	rev     uint64
@@ -298,17 +300,23 @@ func (in *Ingest) namespaceOf(m *model, ep *flows.Endpoint) string {
 	return ""
 }
 
-// countDrop counts a policy drop against ns if ns is enforcing with automatic rollback and
-// the drop is shadowgate's doing: the policies other than shadowgate's would have let the
+// countDrop counts a policy drop against ns if ns is enforcing and the drop is
+// shadowgate's doing (in the metrics always, for automatic rollback when it is armed): the policies other than shadowgate's would have let the
 // connection through (or the connection cannot be resolved, and then it counts, since the
 // drop happened in an enforced namespace). egress marks a drop counted against the source.
 func (in *Ingest) countDrop(m *model, f *flows.Flow, ns string, egress bool) {
 	e, ok := in.gov.byNS[ns]
-	if !ok || !e.enforcing || (egress && !e.gov.egress) || !in.drops.Armed(ns) {
+	if !ok || !e.enforcing || (egress && !e.gov.egress) {
 		return
 	}
 	j := m.unmanagedSimulator(ns).Judge(f, 0)
 	if j.Outcome != simulate.Skipped && !j.Current.Allowed {
+		return
+	}
+	if in.metrics != nil {
+		in.metrics.EnforcedDrops.WithLabelValues(ns).Inc()
+	}
+	if !in.drops.Armed(ns) {
 		return
 	}
 	in.Stats.CountedDrops.Add(1)

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/shadowgate/shadowgate/alerts"
 	"github.com/shadowgate/shadowgate/rollout/api/v1alpha1"
 	"github.com/shadowgate/shadowgate/simulate"
 )
@@ -66,6 +67,9 @@ type Options struct {
 	// its health events; with none nothing is observed and no gate can pass.
 	Sources []simulate.NamedSource
 	Log     logr.Logger
+	// Metrics receive the controller's shadowgate_ metrics (nil: none). The caller
+	// registers them where they are served: controller-runtime's registry in the binary.
+	Metrics *alerts.Metrics
 	// SkipNameValidation lets a process run several controllers (tests).
 	SkipNameValidation bool
 }
@@ -151,6 +155,7 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 		}
 	})
 	c.Ingest = NewIngest(o.Sources, c.Soaks, drops, modelFn, clk, log.WithName("ingest"), send)
+	c.Ingest.metrics = o.Metrics
 	c.Snapshotter = NewSnapshotter(mgr.GetCache(), mgr.GetRESTMapper(), clk, cfg.Debounce, log.WithName("model"))
 	c.Snapshotter.Subscribe(func(s *Snapshot) {
 		c.current.Store(newModel(s, cfg))
@@ -175,6 +180,7 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 		Config:   cfg,
 		Identity: identity,
 		Log:      log.WithName("reconciler"),
+		Metrics:  o.Metrics,
 		soaks:    c.Soaks,
 		drops:    drops,
 		model:    modelFn,
@@ -189,7 +195,11 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("NamespaceRollout controller: %w", err)
 	}
-	for _, r := range []manager.Runnable{c.Snapshotter, c.Ingest, c.Soaks} {
+	runnables := []manager.Runnable{c.Snapshotter, c.Ingest, c.Soaks}
+	if o.Metrics != nil {
+		runnables = append(runnables, leaderGauge{m: o.Metrics, elected: mgr.Elected()})
+	}
+	for _, r := range runnables {
 		if err := mgr.Add(r); err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/shadowgate/shadowgate/alerts"
 	"github.com/shadowgate/shadowgate/rollout/api/v1alpha1"
 	"github.com/shadowgate/shadowgate/simulate/soak"
 )
@@ -58,6 +59,7 @@ type Reconciler struct {
 	// Identity is who the controller is, as recorded for automatic transitions.
 	Identity string
 	Log      logr.Logger
+	Metrics  *alerts.Metrics // nil: none
 
 	soaks *Soaks
 	drops *dropCounter
@@ -83,6 +85,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			// collector removes them.
 			r.soaks.Forget(req.Name)
 			r.drops.Disarm(req.Name)
+			r.forgetMetrics(req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -90,6 +93,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !nsr.DeletionTimestamp.IsZero() {
 		r.soaks.Forget(nsr.Spec.Namespace)
 		r.drops.Disarm(nsr.Spec.Namespace)
+		r.forgetMetrics(nsr.Spec.Namespace)
 		return ctrl.Result{}, nil
 	}
 	m := r.model()
@@ -113,6 +117,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, errors.Join(err, uerr)
 	}
+	r.observe(p)
 	return result, err
 }
 

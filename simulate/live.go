@@ -456,6 +456,9 @@ func (l *Live) Report() *LiveReport {
 			}
 			m.UncoveredEdges.WithLabelValues(sum.Namespace).Set(float64(sum.UncoveredEdges))
 			m.SoakCoverage.WithLabelValues(sum.Namespace).Set(sum.CoveredSeconds)
+			if !sum.TrackedSince.IsZero() {
+				m.SoakStart.WithLabelValues(sum.Namespace).Set(float64(sum.TrackedSince.UnixNano()) / 1e9)
+			}
 		})
 	}
 	sort.Slice(r.Uncovered, func(i, j int) bool { return edgeLess(&r.Uncovered[i], &r.Uncovered[j]) })

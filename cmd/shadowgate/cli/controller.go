@@ -16,7 +16,9 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/shadowgate/shadowgate/alerts"
 	"github.com/shadowgate/shadowgate/evaluator/compile"
 	"github.com/shadowgate/shadowgate/flows/mapper"
 	"github.com/shadowgate/shadowgate/rollout"
@@ -59,7 +61,15 @@ file key. It runs until SIGINT or SIGTERM, saving the soak stores before it exit
 			if len(sources) == 0 {
 				log.Info("no flow source (--hubble, --mapper or --flows): nothing is observed and no gate can pass")
 			}
-			c, err := rollout.New(cmd.Context(), rollout.Options{Config: cfg, RESTConfig: restCfg, Sources: sources, Log: log})
+			// controller-runtime serves one registry on --metrics-bind-address; shadowgate's
+			// collectors join it so one scrape gets both.
+			m := alerts.New(0)
+			unregister, err := m.RegisterOn(ctrlmetrics.Registry)
+			if err != nil {
+				return err
+			}
+			defer unregister()
+			c, err := rollout.New(cmd.Context(), rollout.Options{Config: cfg, RESTConfig: restCfg, Sources: sources, Log: log, Metrics: m})
 			if err != nil {
 				return err
 			}
