@@ -78,13 +78,16 @@ image: ## Build the container image IMAGE with CONTAINER_TOOL (docker or podman)
 	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 .PHONY: fuzz-seeds
-fuzz-seeds: ## Fuzz the flow parser and the manifest loader briefly (FUZZTIME each)
+fuzz-seeds: ## Fuzz the flow parser, its fast decoder against protojson, and the manifest loader briefly (FUZZTIME each)
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=$(FUZZTIME) ./flows
+	$(GO) test -run='^$$' -fuzz='^FuzzFastDecoder$$' -fuzztime=$(FUZZTIME) ./flows
 	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./evaluator/cluster
 
 .PHONY: fuzz
-fuzz: ## Fuzz for longer (FUZZTIME=5m make fuzz)
+fuzz: ## Fuzz for longer (FUZZTIME=5m make fuzz), and run the differential tests on many more worlds
 	$(MAKE) fuzz-seeds FUZZTIME=$(if $(filter 10s,$(FUZZTIME)),2m,$(FUZZTIME))
+	$(GO) test -count=1 -run='^(TestDifferential|TestEngineUpdates)$$' ./evaluator -differential.n=20000 -update.n=2000
+	$(GO) test -count=1 -run='^TestFastDecoderAgreesWithProtojson$$' ./flows -fast.lines=1000000
 
 .PHONY: bench
 bench: ## Run the Go benchmarks BENCHCOUNT times each, for benchstat (BENCH=regexp to select; see BENCHMARKS.md)

@@ -145,7 +145,7 @@ func BenchmarkEngineEvaluateParallel(b *testing.B) {
 func BenchmarkEngineEvaluateCold(b *testing.B) {
 	s, policies, conns := benchCluster(b)
 	e := NewEngine(s, policies)
-	e.cache.init(0) // one entry per shard: virtually every lookup misses
+	e.setCacheLimit(0) // the smallest cache: virtually every lookup misses
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

@@ -41,7 +41,7 @@ func TestDifferential(t *testing.T) {
 		}
 		engine := NewEngine(w.snap, w.policies)
 		if i%4 == 3 {
-			engine.cache.init(cacheShards) // one entry per shard: constant eviction
+			engine.setCacheLimit(cacheWays) // one window: constant eviction
 		}
 		var mu sync.Mutex
 		failures := 0

@@ -114,7 +114,7 @@ func TestEngineCacheKey(t *testing.T) {
 					t.Errorf("%s (-oracle +engine):\n%s", c, diff)
 				}
 			}
-			if got := e.cache.len(); got != tc.wantEntries {
+			if got := e.cacheLen(); got != tc.wantEntries {
 				t.Errorf("cache holds %d verdicts, want %d", got, tc.wantEntries)
 			}
 		})
@@ -124,15 +124,15 @@ func TestEngineCacheKey(t *testing.T) {
 func TestEngineCacheBounded(t *testing.T) {
 	policies := parsePolicies(t, enginePolicies)
 	e, o := NewEngine(fx, policies), NewOracle(fx, policies)
-	const limit = 2 * cacheShards
-	e.cache.init(limit)
+	const limit = 64
+	e.setCacheLimit(limit)
 	for port := range int32(5000) {
 		c := tcp(external("203.0.113.7"), pod("shop/cart-1"), port)
 		if diff := cmp.Diff(o.Evaluate(c), e.Evaluate(c)); diff != "" {
 			t.Fatalf("%s (-oracle +engine):\n%s", c, diff)
 		}
 	}
-	if got := e.cache.len(); got > limit {
+	if got := e.cacheLen(); got > limit {
 		t.Errorf("cache holds %d verdicts, limit %d", got, limit)
 	}
 }

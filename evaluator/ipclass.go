@@ -17,7 +17,9 @@ import (
 // with the log of the number of distinct prefixes, not with the number of policies.
 type ipIndex struct {
 	blocks []ipBlock
-	v4, v6 []interval
+	// IPv4 intervals are searched as integers, the common case on the hot path.
+	v4start, v4class []uint32
+	v6               []interval
 	// classes[c] is the set of blocks (indexes into blocks) containing class c.
 	// Class 0 contains no block; it is also the class of an unknown address.
 	classes []bitset
@@ -34,7 +36,11 @@ func newIPIndex(blocks []ipBlock) ipIndex {
 		return x
 	}
 	seen := map[string]uint32{string(bitsetKey(x.classes[0])): 0}
-	x.v4 = x.intervals(netip.IPv4Unspecified(), seen)
+	for _, iv := range x.intervals(netip.IPv4Unspecified(), seen) {
+		a := iv.start.As4()
+		x.v4start = append(x.v4start, uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3]))
+		x.v4class = append(x.v4class, iv.class)
+	}
 	x.v6 = x.intervals(netip.IPv6Unspecified(), seen)
 	return x
 }
@@ -83,13 +89,28 @@ func (x *ipIndex) intervals(first netip.Addr, seen map[string]uint32) []interval
 
 // classOf returns the class of ip; 0 for an invalid address.
 func (x *ipIndex) classOf(ip netip.Addr) uint32 {
-	var table []interval
-	switch {
-	case ip.Is4():
-		table = x.v4
-	case ip.Is6() && ip.Zone() == "":
-		table = x.v6
+	if ip.Is4() {
+		if len(x.v4start) == 0 {
+			return 0
+		}
+		a := ip.As4()
+		v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+		// The last interval starting at or below v; the first starts at 0.0.0.0.
+		lo, hi := 0, len(x.v4start)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if x.v4start[m] <= v {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		return x.v4class[lo-1]
 	}
+	if !ip.Is6() || ip.Zone() != "" {
+		return 0
+	}
+	table := x.v6
 	// The last interval starting at or below ip; the first starts at the family's
 	// lowest address, so one exists whenever the table is not empty.
 	lo, hi := 0, len(table)
@@ -136,3 +157,11 @@ func bitsetKey(b bitset) []byte {
 	}
 	return out
 }
+
+// bitset is a fixed-size set of small integers.
+type bitset []uint64
+
+func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
+
+func (b bitset) set(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }

@@ -28,6 +28,9 @@ const (
 // reserved:remote-node are nodes.
 type resolver struct {
 	snap *cluster.Snapshot
+	// pods finds a snapshot pod by namespace and name without building the
+	// "namespace/name" key Snapshot.Pod needs, which was an allocation per flow end.
+	pods map[podKey]*cluster.Pod
 	// ghosts are pods that Hubble saw but the snapshot does not have (created after the
 	// snapshot was taken), built from Hubble's labels and workloads, one per namespace/pod.
 	ghosts map[string]*cluster.Pod
@@ -35,8 +38,16 @@ type resolver struct {
 	byWorkload map[cluster.WorkloadID]*cluster.Pod
 }
 
+type podKey struct{ namespace, name string }
+
 func newResolver(s *cluster.Snapshot) *resolver {
-	r := &resolver{snap: s, ghosts: map[string]*cluster.Pod{}, byWorkload: map[cluster.WorkloadID]*cluster.Pod{}}
+	r := &resolver{
+		snap: s, pods: make(map[podKey]*cluster.Pod, len(s.Pods)),
+		ghosts: map[string]*cluster.Pod{}, byWorkload: map[cluster.WorkloadID]*cluster.Pod{},
+	}
+	for _, p := range s.Pods {
+		r.pods[podKey{p.Namespace, p.Name}] = p
+	}
 	for _, p := range s.Pods {
 		if p.HostNetwork {
 			continue
@@ -76,7 +87,7 @@ func (r *resolver) resolve(ep *flows.Endpoint, observer string, local bool) (eva
 		return out, true
 	}
 	if ep.PodName != "" && ep.Namespace != "" {
-		if p := r.snap.Pod(ep.Namespace, ep.PodName); p != nil {
+		if p := r.pods[podKey{ep.Namespace, ep.PodName}]; p != nil {
 			return podEndpoint(p, ep.IP), true
 		}
 	}
@@ -125,7 +136,12 @@ func (r *resolver) ghost(ep *flows.Endpoint, node string) *cluster.Pod {
 	key := ep.Namespace + "/" + ep.PodName
 	if p, ok := r.ghosts[key]; ok && ep.PodName != "" {
 		if p.NodeName == "" && node != "" {
-			p.NodeName = node
+			// The engine remembers pods by address and they are read-only once seen: learn
+			// the node on a fresh copy instead of changing the one already judged.
+			cp := *p
+			cp.NodeName = node
+			p = &cp
+			r.ghosts[key] = p
 		}
 		return p
 	}

@@ -103,6 +103,7 @@ type Simulator struct {
 	enforce  evaluator.Evaluator
 	res      *resolver
 	agg      *aggregate
+	reasons  reasonMemo
 }
 
 // New compiles the enforced namespaces' policies and builds both evaluators.
@@ -127,6 +128,7 @@ func New(snap *cluster.Snapshot, opts Options) (*Simulator, error) {
 		current:  evaluator.NewEngine(snap, snap.NetworkPolicies),
 		enforce:  evaluator.NewEngine(snap, Merge(snap.NetworkPolicies, compiled.Policies)),
 		res:      newResolver(snap),
+		reasons:  reasonMemo{},
 	}
 	for _, ns := range compiled.Namespaces {
 		s.enforced[ns] = true
@@ -194,8 +196,52 @@ func (s *Simulator) Judge(f *flows.Flow, line int) Judgement {
 	} else {
 		j.Outcome = Denied
 	}
-	j.Reason = j.Enforced.ReasonFor(j.Conn)
+	j.Reason = s.reasons.reason(j.Enforced, j.Conn)
 	return j
+}
+
+// reasonMemo remembers the explanations of allowed verdicts. An allowed verdict's
+// explanation names only its rules and exemptions, never the connection (see
+// evaluator.Verdict.Reason), and an Engine hands every connection with the same cache
+// key the same verdict, sharing its slices: a verdict is recognized by its slices
+// (which evaluators return read-only) and explained once instead of once per flow.
+type reasonMemo map[reasonKey]string
+
+type reasonKey struct {
+	egress, ingress    ruleList
+	egExempt, inExempt evaluator.Exemption
+}
+
+type ruleList struct {
+	first *evaluator.RuleRef
+	n     int
+}
+
+// maxReasons bounds the memo; an evaluator that does not share slices (the Oracle)
+// only ever misses, and the bound keeps it from growing.
+const maxReasons = 1 << 14
+
+func listOf(rs []evaluator.RuleRef) ruleList {
+	if len(rs) == 0 {
+		return ruleList{}
+	}
+	return ruleList{first: &rs[0], n: len(rs)}
+}
+
+func (m reasonMemo) reason(v evaluator.Verdict, c evaluator.Connection) string {
+	if !v.Allowed {
+		return v.ReasonFor(c)
+	}
+	k := reasonKey{listOf(v.Egress.AllowedBy), listOf(v.Ingress.AllowedBy), v.Egress.Exempt, v.Ingress.Exempt}
+	if r, ok := m[k]; ok {
+		return r
+	}
+	if len(m) >= maxReasons {
+		clear(m)
+	}
+	r := v.ReasonFor(c)
+	m[k] = r
+	return r
 }
 
 // judgeWorkloadLevel judges an observation that names two workloads but no port (the

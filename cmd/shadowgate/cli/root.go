@@ -46,6 +46,7 @@ evaluates them against observed Hubble flows, and reports the traffic that would
 		newSuggestCmd(v),
 		newReportCmd(v),
 	)
+	root.AddCommand(newBenchCmd(v))
 	return root
 }
 

@@ -1,0 +1,169 @@
+package evaluator
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/shadowgate/shadowgate/evaluator/cluster"
+)
+
+// podTable maps the pods the engine has seen to their identity, for the hot path, which
+// reads it without a lock. It is sharded by address and copy-on-write per shard: an
+// update rebuilds one shard (a few hundred slots even for a hundred thousand pods) and
+// publishes it, so a pod event costs microseconds while lookups stay plain reads.
+//
+// Each shard is a flat open-addressing array whose slot holds the pod pointer and its
+// entry side by side, one cache line: at cluster scale the table does not fit in cache,
+// and a lookup that touches one line instead of a Go map's three is most of what a
+// verdict costs there. Writers hold Engine.mu.
+type podTable struct {
+	shards [podShards]atomic.Pointer[podShard]
+	// untracked lists the pods interned on sight rather than through the snapshot or
+	// UpdatePod, so that they can be dropped together.
+	untracked []*cluster.Pod
+}
+
+const (
+	podShardBits = 8
+	podShards    = 1 << podShardBits
+)
+
+type podEntry struct {
+	id      uint32
+	tracked bool
+	// ip is the pod's primary address, normalized, and class its address class under
+	// ips: the usual connection names a pod by that address, and the hot path then
+	// needs neither the pod's fields nor the class search. An entry made before an
+	// address-index change falls back to the search.
+	class uint32
+	ip    netip.Addr
+	ips   *ipIndex
+	ident *podIdent // read under Engine.mu only
+}
+
+type podSlot struct {
+	pod *cluster.Pod // nil: empty
+	e   podEntry
+}
+
+// podShard is immutable once published.
+type podShard struct {
+	mask  uint64
+	n     int
+	slots []podSlot
+}
+
+// podHash spreads pods by address. The address is only hashed, never turned back into
+// a pointer; heap objects do not move. The top bits pick the shard, the low bits the
+// slot.
+func podHash(p *cluster.Pod) uint64 {
+	h := uint64(uintptr(unsafe.Pointer(p))) >> 4
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>29
+}
+
+func (t *podTable) get(p *cluster.Pod) (*podEntry, bool) {
+	h := podHash(p)
+	s := t.shards[h>>(64-podShardBits)].Load()
+	if s.n == 0 {
+		return nil, false
+	}
+	for i := h & s.mask; ; i = (i + 1) & s.mask {
+		slot := &s.slots[i]
+		if slot.pod == p {
+			return &slot.e, true
+		}
+		if slot.pod == nil {
+			return nil, false
+		}
+	}
+}
+
+// set adds or replaces p's entry.
+func (t *podTable) set(p *cluster.Pod, e podEntry) {
+	h := podHash(p)
+	si := h >> (64 - podShardBits)
+	old := t.shards[si].Load()
+	t.shards[si].Store(old.rebuild(p, &e))
+	if !e.tracked {
+		t.untracked = append(t.untracked, p)
+	}
+}
+
+func (t *podTable) remove(p *cluster.Pod) {
+	si := podHash(p) >> (64 - podShardBits)
+	old := t.shards[si].Load()
+	t.shards[si].Store(old.rebuild(p, nil))
+}
+
+// rebuild returns a copy of s with p set to e, or removed when e is nil.
+func (s *podShard) rebuild(p *cluster.Pod, e *podEntry) *podShard {
+	n := s.n + 1
+	out := newPodShard(n)
+	for i := range s.slots {
+		if slot := &s.slots[i]; slot.pod != nil && slot.pod != p {
+			out.insert(slot.pod, &slot.e)
+		}
+	}
+	if e != nil {
+		out.insert(p, e)
+	}
+	return out
+}
+
+func newPodShard(n int) *podShard {
+	size := 8
+	for size < 2*n {
+		size *= 2
+	}
+	return &podShard{mask: uint64(size - 1), slots: make([]podSlot, size)}
+}
+
+func (s *podShard) insert(p *cluster.Pod, e *podEntry) {
+	for i := podHash(p) & s.mask; ; i = (i + 1) & s.mask {
+		if s.slots[i].pod == nil {
+			s.slots[i] = podSlot{pod: p, e: *e}
+			s.n++
+			return
+		}
+	}
+}
+
+// dropUntracked forgets every untracked pod.
+func (t *podTable) dropUntracked() {
+	byShard := map[uint64]bool{}
+	for _, p := range t.untracked {
+		byShard[podHash(p)>>(64-podShardBits)] = true
+	}
+	for si := range byShard {
+		old := t.shards[si].Load()
+		out := newPodShard(old.n)
+		for i := range old.slots {
+			if slot := &old.slots[i]; slot.pod != nil && slot.e.tracked {
+				out.insert(slot.pod, &slot.e)
+			}
+		}
+		t.shards[si].Store(out)
+	}
+	t.untracked = nil
+}
+
+// bulkLoad fills the table in one pass; NewEngine calls it, even with no pods, before
+// any lookup.
+func (t *podTable) bulkLoad(entries map[*cluster.Pod]podEntry) {
+	var count [podShards]int
+	for p := range entries {
+		count[podHash(p)>>(64-podShardBits)]++
+	}
+	var shards [podShards]*podShard
+	for i := range shards {
+		shards[i] = newPodShard(count[i])
+	}
+	for p, e := range entries {
+		shards[podHash(p)>>(64-podShardBits)].insert(p, &e)
+	}
+	for i := range shards {
+		t.shards[i].Store(shards[i])
+	}
+}
