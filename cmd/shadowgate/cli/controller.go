@@ -20,7 +20,6 @@ import (
 
 	"github.com/shadowgate/shadowgate/alerts"
 	"github.com/shadowgate/shadowgate/evaluator/compile"
-	"github.com/shadowgate/shadowgate/flows/mapper"
 	"github.com/shadowgate/shadowgate/rollout"
 	"github.com/shadowgate/shadowgate/simulate"
 )
@@ -130,13 +129,7 @@ func controllerConfig(v *viper.Viper) (rollout.Config, error) {
 // server, the Otterize network-mapper, or a file (followed as it grows); Hubble and the
 // mapper may be combined.
 func addControllerSourceFlags(fs *pflag.FlagSet) {
-	fs.String("hubble", "", "follow a Hubble Relay (or agent) at ADDR over gRPC; plaintext unless TLS flags are given")
-	fs.Bool("hubble-tls", false, "use TLS to Hubble (implied by the other --hubble-tls-* flags)")
-	fs.String("hubble-tls-ca-file", "", "CA bundle that signs the Hubble server certificate")
-	fs.String("hubble-tls-cert-file", "", "client certificate for mTLS to Hubble")
-	fs.String("hubble-tls-key-file", "", "client key for mTLS to Hubble")
-	fs.String("hubble-tls-server-name", "", "server name to verify in the Hubble certificate (e.g. *.hubble-relay.cilium.io)")
-	fs.String("mapper", "", "poll the Otterize network-mapper GraphQL API at URL (e.g. "+mapper.DefaultURL(mapper.DefaultNamespace)+")")
+	addSourceFlags(fs)
 	fs.String("flows", "", "follow a file of Hubble jsonpb lines as it grows, like tail -F (instead of --hubble and --mapper)")
 }
 

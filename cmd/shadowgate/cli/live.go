@@ -50,7 +50,8 @@ type LiveOptions struct {
 // Live reports whether the options ask for a long-running simulate.
 func (o LiveOptions) Live() bool { return o.Hubble.Address != "" || o.Mapper != "" || o.Follow }
 
-func addLiveFlags(fs *pflag.FlagSet) {
+// addSourceFlags adds the live flow-source flags, shared by simulate and the controller.
+func addSourceFlags(fs *pflag.FlagSet) {
 	fs.String("hubble", "", "follow a Hubble Relay (or agent) at ADDR over gRPC; plaintext unless TLS flags are given")
 	fs.Bool("hubble-tls", false, "use TLS to Hubble (implied by the other --hubble-tls-* flags)")
 	fs.String("hubble-tls-ca-file", "", "CA bundle that signs the Hubble server certificate")
@@ -58,6 +59,10 @@ func addLiveFlags(fs *pflag.FlagSet) {
 	fs.String("hubble-tls-key-file", "", "client key for mTLS to Hubble")
 	fs.String("hubble-tls-server-name", "", "server name to verify in the Hubble certificate (e.g. *.hubble-relay.cilium.io)")
 	fs.String("mapper", "", "poll the Otterize network-mapper GraphQL API at URL (e.g. "+mapper.DefaultURL(mapper.DefaultNamespace)+")")
+}
+
+func addLiveFlags(fs *pflag.FlagSet) {
+	addSourceFlags(fs)
 	fs.Bool("follow", false, "keep reading --flows as it grows, like tail -F")
 	fs.String("listen", ":8080", "serve /report, /metrics, /healthz, /readyz and /ui on ADDR (long-running mode)")
 	fs.String("state", "", "persist the soak store to FILE (restored on start; written periodically and on exit)")
