@@ -9,6 +9,7 @@ import (
 
 	"github.com/shadowgate/shadowgate/evaluator"
 	"github.com/shadowgate/shadowgate/evaluator/cluster"
+	"github.com/shadowgate/shadowgate/evaluator/compile"
 	"github.com/shadowgate/shadowgate/flows"
 	"github.com/shadowgate/shadowgate/simulate/soak"
 )
@@ -60,6 +61,9 @@ type Edge struct {
 	Status EdgeStatus `json:"status,omitempty"`
 	// AllowedBy names the rules that admit the edge under enforcement ("ns/policy#rule").
 	AllowedBy []string `json:"allowedBy,omitempty"`
+	// Intents names the ClientIntents (and the targets as written) behind the compiled
+	// rules that admit the edge.
+	Intents []compile.IntentRef `json:"intents,omitempty"`
 }
 
 // EdgeStatus says how enforcement treats an edge.
@@ -238,6 +242,7 @@ func (a *aggregate) add(j *Judgement) {
 	seen(e, j.Flow.Time)
 	if st := status(j); rank(st) > rank(e.Status) || e.Status == "" {
 		e.Status, e.Reason, e.AllowedBy = st, j.Reason, ruleNames(j.Enforced)
+		e.Intents = a.s.ruleIntents(j.Enforced)
 	}
 	if !j.WouldDrop {
 		return
@@ -279,6 +284,28 @@ func status(j *Judgement) EdgeStatus {
 		return StatusCovered
 	}
 	return StatusOpen
+}
+
+// ruleIntents collects the ClientIntents behind the compiled rules that admit a verdict,
+// read from the rules annotation the compiler writes beside each policy.
+func (s *Simulator) ruleIntents(v evaluator.Verdict) []compile.IntentRef {
+	var out []compile.IntentRef
+	seen := map[compile.IntentRef]bool{}
+	for _, d := range []evaluator.Direction{v.Egress, v.Ingress} {
+		for _, r := range d.AllowedBy {
+			origins := s.origins[r.Policy]
+			if r.Index < 0 || r.Index >= len(origins) {
+				continue
+			}
+			for _, ref := range origins[r.Index].Intents {
+				if !seen[ref] {
+					seen[ref] = true
+					out = append(out, ref)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func ruleNames(v evaluator.Verdict) []string {

@@ -3,6 +3,7 @@
 package simulate
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -104,6 +105,8 @@ type Simulator struct {
 	res      *resolver
 	agg      *aggregate
 	reasons  reasonMemo
+	// origins are the compiled policies' rule origins (the rules annotation), by policy.
+	origins map[evaluator.PolicyRef][]compile.RuleOrigin
 }
 
 // New compiles the enforced namespaces' policies and builds both evaluators.
@@ -133,6 +136,7 @@ func New(snap *cluster.Snapshot, opts Options) (*Simulator, error) {
 	for _, ns := range compiled.Namespaces {
 		s.enforced[ns] = true
 	}
+	s.origins = ruleOrigins(compiled.Policies)
 	s.agg = newAggregate(s)
 	return s, nil
 }
@@ -370,4 +374,21 @@ func bucket(ip netip.Addr, v4, v6 int) netip.Prefix {
 		return netip.PrefixFrom(ip, ip.BitLen())
 	}
 	return p
+}
+
+// ruleOrigins reads the compiler's rules annotation of every compiled policy. A policy
+// without one (or with one that does not parse) simply names no intents.
+func ruleOrigins(ps []*networkingv1.NetworkPolicy) map[evaluator.PolicyRef][]compile.RuleOrigin {
+	out := make(map[evaluator.PolicyRef][]compile.RuleOrigin, len(ps))
+	for _, p := range ps {
+		raw, ok := p.Annotations[compile.RulesAnnotation]
+		if !ok {
+			continue
+		}
+		var origins []compile.RuleOrigin
+		if err := json.Unmarshal([]byte(raw), &origins); err == nil {
+			out[evaluator.PolicyRef{Namespace: p.Namespace, Name: p.Name}] = origins
+		}
+	}
+	return out
 }

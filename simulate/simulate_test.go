@@ -9,6 +9,7 @@ import (
 
 	"github.com/shadowgate/shadowgate/evaluator"
 	"github.com/shadowgate/shadowgate/evaluator/cluster"
+	"github.com/shadowgate/shadowgate/evaluator/compile"
 	"github.com/shadowgate/shadowgate/flows"
 )
 
@@ -245,6 +246,15 @@ func TestReportAccounting(t *testing.T) {
 	statuses := map[string]EdgeStatus{}
 	for _, e := range r.Edges {
 		statuses[e.Source.String()] = e.Status
+	}
+	for _, e := range r.Edges {
+		if e.Source.Workload != "web-0" {
+			continue
+		}
+		want := []compile.IntentRef{{ClientIntents: "web/web", Target: "api-0.api"}}
+		if diff := cmp.Diff(want, e.Intents); diff != "" {
+			t.Errorf("intents behind the covered edge (-want +got):\n%s", diff)
+		}
 	}
 	wantStatus := map[string]EdgeStatus{"web/web-0": StatusCovered, "api/batch-0": StatusWouldDrop, "external 198.51.100.0/24": StatusWouldDrop}
 	if diff := cmp.Diff(wantStatus, statuses); diff != "" {
