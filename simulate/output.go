@@ -153,6 +153,8 @@ func WriteTableStyled(w io.Writer, r *Report, style TableStyle) error {
 		for _, e := range r.Uncovered {
 			fmt.Fprintf(ew, "  %s -> %s %d/%s: %s\n", e.Source, e.Destination, e.Port, e.Protocol, e.Reason)
 		}
+		fmt.Fprintln(ew, "\n'shadowgate suggest' with the same inputs writes the ClientIntents that would cover them;")
+		fmt.Fprintln(ew, "'shadowgate report --html FILE' draws the access graph.")
 	}
 	fmt.Fprintln(ew)
 	fmt.Fprintf(ew, "Flows: %d read, %d evaluated", r.Flows.Read, r.Flows.Evaluated)
