@@ -2,14 +2,14 @@ package evaluator
 
 import (
 	"math/bits"
+	"strconv"
 	"sync/atomic"
 )
 
 // defaultCacheEntries bounds the verdict cache. Keys are identities and address classes,
 // so cluster-internal traffic needs few entries; what can grow without bound is the
-// port dimension (a port scan from the internet), which the bound absorbs. An entry is
-// about 200 bytes, so the default costs at most a couple of hundred MB in the worst case
-// and usually a tiny fraction of it.
+// port dimension (a port scan from the internet), which the bound absorbs. A slot is 32
+// bytes and verdicts are shared, so the default costs at most a few tens of MB.
 const defaultCacheEntries = 1 << 20
 
 // initialCacheSlots is the size of a fresh cache. Every policy update starts a new one,
@@ -18,40 +18,95 @@ const initialCacheSlots = 1 << 10
 
 // cacheWays is how many slots a key may occupy: a lookup probes at most this many, and
 // when all are taken in a full cache an insertion replaces one of them.
-const cacheWays = 4
+const cacheWays = 8
 
-// verdictCache maps cacheKey to Verdict. Lookups take no lock and write nothing: a
-// table of atomic pointers to immutable entries, probed linearly over cacheWays slots.
-// Insertions come from the miss path, which holds Engine.mu, so writers never race each
-// other. The table doubles while below its bound and, once there, an insertion evicts
-// within its ways: a verdict costs about a microsecond to recompute, so any eviction is
-// cheap, and this one needs no bookkeeping on the read side.
+// minVerdicts is how many distinct verdicts even the smallest cache keeps, so that a
+// cache bounded to a few entries (in tests) still evicts entries rather than verdicts.
+const minVerdicts = 1 << 10
+
+// verdictCache maps cacheKey to a shared, immutable *Verdict. At cluster scale the
+// table does not fit in any CPU cache, so its layout is chosen for the number of cache
+// lines a hit touches: a slot holds the key itself (three words) and the index of its
+// verdict in a small table of distinct verdicts (there are few: verdicts depend on
+// policies, not on traffic), 32 bytes, so a hit in the first way reads one line of the
+// table plus the verdict table, which stays hot.
+//
+// Lookups take no lock and write nothing. Each slot is a seqlock: the writer makes its
+// sequence odd, writes the key words, then publishes an even sequence with the verdict
+// index; a reader that sees the same even sequence before and after reading the key
+// read a key that belongs to that index. A reader that meets a slot being written
+// reports a miss, and the miss path (under Engine.mu) waits for the writer. Every word
+// is accessed atomically, so this is race-free in the memory model's terms, not only in
+// practice. Insertions come from the miss path, which holds Engine.mu, so writers never
+// race each other.
+//
+// The table doubles at half full while below its bound, and an insertion into a full
+// window (always, once at the bound) evicts within its ways: a verdict costs about a
+// microsecond to recompute, so any eviction is cheap, and this one needs no bookkeeping
+// on the read side.
 type verdictCache struct {
 	table atomic.Pointer[cacheTable]
-	limit int // entries
-	// rotor picks the way to evict; writers only.
-	rotor uint64
+	// verdicts are the distinct verdicts, by index; the slice grows by publication of a
+	// new header, its elements are never modified.
+	verdicts atomic.Pointer[[]*Verdict]
+	limit    int // entries
+	// Writers only: the way to evict next, and the index of each distinct verdict by
+	// its content.
+	rotor   uint64
+	byValue map[string]uint32
+	scratch []byte
 }
 
 type cacheTable struct {
 	mask  uint64
-	slots []atomic.Pointer[cacheEntry]
+	slots []cacheSlot
 	n     int // entries; writers only
 }
 
-type cacheEntry struct {
-	key cacheKey
-	v   Verdict
+// cacheSlot is a packed key and meta = sequence<<32 | verdict index. meta 0 is an
+// empty slot (a written slot's sequence is never 0); an odd sequence is a write in
+// progress.
+type cacheSlot struct {
+	key  [3]atomic.Uint64
+	meta atomic.Uint64
+}
+
+// packedKey is a cacheKey as the three words a slot stores.
+type packedKey [3]uint64
+
+func (k *cacheKey) pack() packedKey {
+	var own uint64
+	if k.ownNode {
+		own = 1
+	}
+	return packedKey{
+		uint64(k.src) | uint64(k.dst)<<32,
+		uint64(k.srcClass) | uint64(k.dstClass)<<32,
+		uint64(uint32(k.port)) | uint64(k.srcKind)<<32 | uint64(k.dstKind)<<40 | uint64(k.proto)<<48 | own<<56,
+	}
+}
+
+// hash mixes a key's words with wyhash's multiply-fold. Keys differ in few bits (small
+// identity numbers, classes and ports), and a weaker mix that let them cluster made
+// windows overflow, and the table grow, at a few percent load.
+func (k *packedKey) hash() uint64 {
+	return mum(mum(k[0]^0xa0761d6478bd642f, k[1]^0xe7037ed1a0b428db)^k[2], 0x8ebc6af09c88c6e3)
+}
+
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 func newVerdictCache(limit int) *verdictCache {
-	c := &verdictCache{limit: max(limit, cacheWays)}
+	c := &verdictCache{limit: max(limit, cacheWays), byValue: map[string]uint32{}}
 	c.table.Store(newCacheTable(min(initialCacheSlots, ceilPow2(c.limit))))
+	c.verdicts.Store(new([]*Verdict))
 	return c
 }
 
 func newCacheTable(slots int) *cacheTable {
-	return &cacheTable{mask: uint64(slots - 1), slots: make([]atomic.Pointer[cacheEntry], slots)}
+	return &cacheTable{mask: uint64(slots - 1), slots: make([]cacheSlot, slots)}
 }
 
 func ceilPow2(n int) int {
@@ -61,68 +116,147 @@ func ceilPow2(n int) int {
 	return 1 << bits.Len(uint(n-1))
 }
 
-// hash mixes a key's words (a variant of the wyhash/murmur finalizers).
-func (k *cacheKey) hash() uint64 {
-	h := uint64(k.src)<<32 | uint64(k.dst)
-	h ^= (uint64(k.srcClass)<<32 | uint64(k.dstClass)) * 0x9e3779b97f4a7c15
-	h ^= (uint64(uint32(k.port))<<32 | uint64(k.srcKind)<<24 | uint64(k.dstKind)<<16 | uint64(k.proto)<<8) * 0xc2b2ae3d27d4eb4f
-	if k.ownNode {
-		h ^= 0x165667b19e3779f9
-	}
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	return h
-}
+const seqOne = 1 << 32
 
 func (c *verdictCache) get(k *cacheKey) (*Verdict, bool) {
+	pk := k.pack()
+	return c.getPacked(&pk)
+}
+
+func (c *verdictCache) getPacked(k *packedKey) (*Verdict, bool) {
 	t := c.table.Load()
+	// Loaded before the slot, so that the two loads overlap instead of chaining; a
+	// verdict newer than this header is found by loading it again.
+	vs := c.verdicts.Load()
 	h := k.hash()
 	for w := range uint64(cacheWays) {
-		e := t.slots[(h+w)&t.mask].Load()
-		if e == nil {
-			return nil, false
+		s := &t.slots[(h+w)&t.mask]
+		m := s.meta.Load()
+		if m == 0 || m&seqOne != 0 {
+			return nil, false // empty, or being written: the miss path decides
 		}
-		if e.key == *k {
-			return &e.v, true
+		if s.key[0].Load() == k[0] && s.key[1].Load() == k[1] && s.key[2].Load() == k[2] {
+			if s.meta.Load() != m {
+				return nil, false
+			}
+			i := uint32(m)
+			if int(i) >= len(*vs) {
+				// Published after vs was loaded, and before its index: a
+				// header loaded now has it.
+				vs = c.verdicts.Load()
+			}
+			return (*vs)[i], true
 		}
 	}
 	return nil, false
 }
 
-// put inserts a verdict; callers hold Engine.mu.
-func (c *verdictCache) put(k *cacheKey, v Verdict) {
+// put inserts a verdict and returns the shared copy the cache hands out for it; callers
+// hold Engine.mu.
+func (c *verdictCache) put(k *cacheKey, v Verdict) *Verdict {
+	idx, vp, ok := c.intern(&v)
+	if !ok {
+		return &v
+	}
 	t := c.table.Load()
 	if t.n >= len(t.slots)/2 && len(t.slots) < ceilPow2(c.limit) {
 		t = c.grow(t)
 	}
-	c.insert(t, &cacheEntry{key: *k, v: v})
+	pk := k.pack()
+	// A full window below the bound evicts too, rather than doubling the table: the
+	// windows that fill up are linear probing's odd long clusters, and a table grown
+	// for them (measured: to a fifth full) costs every lookup more in cache misses
+	// than the few evicted keys cost in recomputation.
+	c.insert(t, &pk, idx)
+	return vp
 }
 
-func (c *verdictCache) insert(t *cacheTable, e *cacheEntry) {
-	h := e.key.hash()
+// intern returns the index of v's content in the verdict table, adding it when new.
+// ok is false when the table is at the cache's bound, which only a pathological policy
+// set can reach: the verdict then goes uncached.
+func (c *verdictCache) intern(v *Verdict) (uint32, *Verdict, bool) {
+	c.scratch = appendVerdictKey(c.scratch[:0], v)
+	vs := *c.verdicts.Load()
+	if i, ok := c.byValue[string(c.scratch)]; ok {
+		return i, vs[i], true
+	}
+	if len(vs) >= max(c.limit, minVerdicts) {
+		return 0, nil, false
+	}
+	i := uint32(len(vs))
+	vp := new(Verdict)
+	*vp = *v
+	nvs := append(vs, vp)
+	c.verdicts.Store(&nvs)
+	c.byValue[string(c.scratch)] = i
+	return i, vp, true
+}
+
+// appendVerdictKey appends an injective encoding of v: strings are length-prefixed.
+func appendVerdictKey(b []byte, v *Verdict) []byte {
+	str := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	for _, d := range [2]*Direction{&v.Egress, &v.Ingress} {
+		b = strconv.AppendBool(b, d.Allowed)
+		str(string(d.Exempt))
+		b = strconv.AppendInt(b, int64(len(d.Isolated)), 10)
+		for _, p := range d.Isolated {
+			str(p.Namespace)
+			str(p.Name)
+		}
+		b = strconv.AppendInt(b, int64(len(d.AllowedBy)), 10)
+		for _, r := range d.AllowedBy {
+			str(r.Policy.Namespace)
+			str(r.Policy.Name)
+			b = strconv.AppendInt(b, int64(r.Index), 10)
+			b = append(b, ';')
+		}
+	}
+	return strconv.AppendBool(b, v.Allowed)
+}
+
+// insert stores k in t; when every way of its window is taken by other keys it
+// replaces one.
+func (c *verdictCache) insert(t *cacheTable, k *packedKey, idx uint32) {
+	h := k.hash()
 	for w := range uint64(cacheWays) {
 		s := &t.slots[(h+w)&t.mask]
-		old := s.Load()
-		if old == nil {
+		m := s.meta.Load()
+		if m == 0 {
 			if t.n >= c.limit {
 				// At the bound with room in this window: leave the verdict
 				// uncached rather than grow past the bound.
 				return
 			}
-			s.Store(e)
+			store(s, k, idx)
 			t.n++
 			return
 		}
-		if old.key == e.key {
-			s.Store(e)
+		if s.key[0].Load() == k[0] && s.key[1].Load() == k[1] && s.key[2].Load() == k[2] {
+			store(s, k, idx)
 			return
 		}
 	}
 	// Every way is taken: replace one. Replacing, never emptying, keeps lookups
 	// right, since a lookup stops at the first empty slot.
 	c.rotor++
-	t.slots[(h+c.rotor%cacheWays)&t.mask].Store(e)
+	store(&t.slots[(h+c.rotor%cacheWays)&t.mask], k, idx)
+}
+
+// store writes a slot under its seqlock (see verdictCache).
+func store(s *cacheSlot, k *packedKey, idx uint32) {
+	seq := uint32(s.meta.Load() >> 32)
+	s.meta.Store(uint64(seq|1)<<32 | uint64(idx))
+	s.key[0].Store(k[0])
+	s.key[1].Store(k[1])
+	s.key[2].Store(k[2])
+	if seq = (seq | 1) + 1; seq == 0 {
+		seq = 2 // never 0, which marks an empty slot
+	}
+	s.meta.Store(uint64(seq)<<32 | uint64(idx))
 }
 
 // grow publishes a table twice the size with every entry of t. Readers still holding t
@@ -130,8 +264,10 @@ func (c *verdictCache) insert(t *cacheTable, e *cacheEntry) {
 func (c *verdictCache) grow(t *cacheTable) *cacheTable {
 	nt := newCacheTable(2 * len(t.slots))
 	for i := range t.slots {
-		if e := t.slots[i].Load(); e != nil {
-			c.insert(nt, e)
+		s := &t.slots[i]
+		if m := s.meta.Load(); m != 0 {
+			k := packedKey{s.key[0].Load(), s.key[1].Load(), s.key[2].Load()}
+			c.insert(nt, &k, uint32(m))
 		}
 	}
 	c.table.Store(nt)

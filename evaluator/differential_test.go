@@ -39,9 +39,10 @@ func TestDifferential(t *testing.T) {
 		for ci, c := range w.conns {
 			want[ci] = oracle.Evaluate(c)
 		}
-		engine := NewEngine(w.snap, w.policies)
+		engine, refEngine := NewEngine(w.snap, w.policies), NewEngine(w.snap, w.policies)
 		if i%4 == 3 {
 			engine.setCacheLimit(cacheWays) // one window: constant eviction
+			refEngine.setCacheLimit(cacheWays)
 		}
 		var mu sync.Mutex
 		failures := 0
@@ -63,12 +64,27 @@ func TestDifferential(t *testing.T) {
 				check(pass, ci, engine.Evaluate(c))
 			}
 		}
+		// The resolved path on its own engine, so that its misses fill the cache, and
+		// with Refs of the other engine, which must be recognized as foreign.
+		refs, foreign := make([]refConn, len(w.conns)), make([]refConn, len(w.conns))
+		for ci, c := range w.conns {
+			refs[ci], foreign[ci] = resolveConn(refEngine, c), resolveConn(engine, c)
+		}
+		for _, pass := range []string{"resolved, cold", "resolved, warm"} {
+			for ci := range refs {
+				check(pass, ci, refs[ci].eval(refEngine))
+			}
+		}
+		for ci := range foreign {
+			check("resolved by another engine", ci, foreign[ci].eval(refEngine))
+		}
 		var wg sync.WaitGroup
 		for g := range 4 {
 			wg.Go(func() {
 				for k := range w.conns {
 					ci := (k*7 + g*13) % len(w.conns)
 					check(fmt.Sprintf("goroutine %d", g), ci, engine.Evaluate(w.conns[ci]))
+					check(fmt.Sprintf("goroutine %d, resolved", g), ci, refs[ci].eval(refEngine))
 				}
 			})
 		}

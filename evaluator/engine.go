@@ -35,7 +35,9 @@ import (
 // A cache hit, which is nearly every evaluation once traffic has been seen, is a handful
 // of reads that take no lock: the pod table (podtable.go), the address class of each
 // end, and the cache. Everything else (a miss, a pod seen for the first time, an
-// update) takes mu.
+// update) takes mu. A caller that sees the same endpoints again and again resolves them
+// once (Resolve, ref.go) and judges by reference (EvaluateRef): a hit is then the cache
+// slot alone, with no pod-table read and no copy of the verdict.
 //
 // Why the cache key is complete: judge, which computes the verdict on a miss, takes the
 // key and nothing else (besides the engine's tables, which every change that could
@@ -250,6 +252,7 @@ func (e *Engine) publishLocked(fresh bool) {
 	}
 	if old == nil || len(old.ips.blocks) != len(e.blocks) {
 		ips := newIPIndex(e.blocks)
+		ips.owner = e
 		v.ips = &ips
 	}
 	if fresh || v.cache == nil {
@@ -481,13 +484,8 @@ func keyOf(src, dst *end, proto uint8, port int32) cacheKey {
 }
 
 func protocolCode(v *engineView, p corev1.Protocol) (uint8, bool) {
-	switch p {
-	case corev1.ProtocolTCP:
-		return protoTCP, true
-	case corev1.ProtocolUDP:
-		return protoUDP, true
-	case corev1.ProtocolSCTP:
-		return protoSCTP, true
+	if code := commonProtocol(p); code != 0 {
+		return code, true
 	}
 	code, ok := v.protos[p]
 	return code, ok
@@ -513,7 +511,7 @@ func (e *Engine) evaluateSlow(c *Connection) Verdict {
 	}
 	vd := e.judge(&k, v.ips, s.id, d.id, c.Protocol)
 	if cacheable {
-		v.cache.put(&k, vd)
+		return *v.cache.put(&k, vd)
 	}
 	return vd
 }

@@ -16,6 +16,9 @@ import (
 // the same blocks. Lookup is a binary search over the interval starts: its cost grows
 // with the log of the number of distinct prefixes, not with the number of policies.
 type ipIndex struct {
+	// owner is the engine that published the index: a Ref names it through the index
+	// its class was computed under (see Ref).
+	owner  *Engine
 	blocks []ipBlock
 	// IPv4 intervals are searched as integers, the common case on the hot path.
 	v4start, v4class []uint32

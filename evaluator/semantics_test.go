@@ -667,6 +667,8 @@ func TestSemantics(t *testing.T) {
 				{"oracle", NewOracle(fx, policies)},
 				{"engine", engine},
 				{"engine (cached)", engine},
+				{"engine, resolved (cold)", refEvaluator{NewEngine(fx, policies)}},
+				{"engine, resolved (cached by Evaluate)", refEvaluator{engine}},
 			} {
 				if diff := cmp.Diff(tc.want, e.ev.Evaluate(tc.conn)); diff != "" {
 					t.Errorf("%s verdict for %s (-want +got):\n%s", e.name, tc.conn, diff)

@@ -33,15 +33,25 @@ func TestEngineUpdates(t *testing.T) {
 		u := newUpdater(w)
 		engine := NewEngine(w.snap, w.policies)
 		conns := slices.Clone(w.conns[:20])
+		// refs are the connections resolved when they were drawn, and kept across
+		// every later event: stale Refs must be judged like the connections they came
+		// from, never by what their pods or classes have become.
+		var refs []refConn
+		for _, c := range conns {
+			refs = append(refs, resolveConn(engine, c))
+		}
 		var events []string
 		for step := range 10 {
 			events = append(events, u.step(engine))
 			snap, policies := u.world()
 			for range 8 {
-				conns = append(conns, u.g.conn(snap))
+				c := u.g.conn(snap)
+				conns = append(conns, c)
+				refs = append(refs, resolveConn(engine, c))
 			}
 			if len(conns) > 60 {
 				conns = conns[len(conns)-60:]
+				refs = refs[len(refs)-60:]
 			}
 			fresh, oracle := NewEngine(snap, policies), NewOracle(snap, policies)
 			for ci, c := range conns {
@@ -51,6 +61,10 @@ func TestEngineUpdates(t *testing.T) {
 				}
 				if diff := cmp.Diff(want, engine.Evaluate(c)); diff != "" {
 					t.Fatalf("seed %d (-differential.seed=%d -update.n=1) step %d, connection %d %s: the updated engine disagrees with the oracle (-oracle +updated):\n%s\nevents:\n  %s",
+						seed, seed, step, ci, c, diff, strings.Join(events, "\n  "))
+				}
+				if diff := cmp.Diff(want, refs[ci].eval(engine)); diff != "" {
+					t.Fatalf("seed %d (-differential.seed=%d -update.n=1) step %d, connection %d %s: the updated engine disagrees with the oracle on Refs resolved before the events (-oracle +updated):\n%s\nevents:\n  %s",
 						seed, seed, step, ci, c, diff, strings.Join(events, "\n  "))
 				}
 			}
@@ -218,7 +232,10 @@ func TestEngineUpdatesConcurrent(t *testing.T) {
 					return
 				default:
 				}
-				engine.Evaluate(w.conns[(i*7+g)%len(w.conns)])
+				c := w.conns[(i*7+g)%len(w.conns)]
+				engine.Evaluate(c)
+				rc := resolveConn(engine, c)
+				rc.eval(engine)
 			}
 		})
 	}

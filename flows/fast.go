@@ -1,11 +1,13 @@
 package flows
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
 	"sync"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -35,7 +37,8 @@ func parseFast(line []byte) (Event, bool) {
 	d := fastPool.Get().(*fastDecoder)
 	ev, ok := d.parse(line)
 	// Keep nothing of the caller's line in the pool.
-	d.b, d.ipSrc, d.ipDst = nil, nil, nil
+	d.srcWorkloads, d.dstWorkloads = d.src.workloads[:0], d.dst.workloads[:0]
+	d.lineState = lineState{}
 	clear(d.elems[:cap(d.elems)])
 	fastPool.Put(d)
 	return ev, ok
@@ -51,52 +54,70 @@ const maxInterned = 1 << 18
 // maxDepth bounds nesting, as protojson's recursion limit does; deeper input declines.
 const maxDepth = 64
 
-// endpointScratch collects one endpoint; its slices are reused from line to line.
+// endpointScratch collects one endpoint. e's slices are the Flow's to keep (shared,
+// read-only); workloads is reused from line to line.
 type endpointScratch struct {
-	namespace, podName string
-	identity           uint32
-	labels             []string
-	workloads          []Workload
-	names              []string
+	e         Endpoint
+	workloads []Workload
 }
 
-// fastDecoder holds one line's decoding state. Decoders are pooled; reset clears what a
-// line sets.
+// fastDecoder holds the tables that outlive a line and, embedded, one line's state.
+// Decoders are pooled.
 type fastDecoder struct {
-	b      []byte
-	i      int
+	lineState
 	intern internTable
 	lists  listTable
-	elems  []elem // the elements of the list being read
-	// hash is the hash of the content of the last string read.
-	hash uint64
+	memo   memoTable[Endpoint]
+	tails  memoTable[tailRun]
+	elems  [][]byte // the elements of the list being read
+	days   dayCache
+	// Workloads being read, reused from line to line (endpointScratch.workloads).
+	srcWorkloads, dstWorkloads []Workload
+}
+
+// lineState is what reset clears for each line.
+type lineState struct {
+	b []byte
+	i int
 
 	haveFlow bool
 	envNode  string
 	envTime  time.Time
 
-	time                     time.Time
-	uuid, node               string
-	verdict, dropReason, typ string
-	direction                string
-	isReply, hasIsReply      bool
-	reply                    bool
-	haveIP                   bool
-	ipSrc, ipDst             []byte
-	hasIPSrc, hasIPDst       bool
-	protocol                 string
-	sport, dport             uint64
-	flags                    TCPFlags
-	src, dst                 endpointScratch
-	ep                       *endpointScratch // the endpoint being read
-	workload                 *Workload        // the workload being read
+	time               time.Time
+	lastTS             []byte    // the last timestamp read: the envelope usually repeats the flow's
+	lastTime           time.Time // what it read as
+	uuid               []byte
+	tail               tailState
+	captured           uint64 // 1<<fieldID for every field captured so far
+	haveIP             bool
+	ipSrc, ipDst       []byte
+	hasIPSrc, hasIPDst bool
+	protocol           string
+	sport, dport       uint64
+	flags              TCPFlags
+	src, dst           endpointScratch
+	ep                 *endpointScratch // the endpoint being read
+	workload           *Workload        // the workload being read
 }
 
+// tailState holds the flow fields that usually follow "destination" in a line and vary
+// little from line to line, so that a run of them can be remembered (memoTable).
+type tailState struct {
+	node, verdict, dropReason, typ, direction string
+	isReply, hasIsReply, reply                bool
+	srcNames, dstNames                        []string
+}
+
+// tailFields are the fields whose capture writes only tailState: a run of members that
+// captures nothing else can be remembered.
+const tailFields = 1<<fNodeName | 1<<fVerdict | 1<<fDropReasonDesc | 1<<fType | 1<<fTrafficDirection |
+	1<<fIsReply | 1<<fReply | 1<<fSourceNames | 1<<fDestinationNames
+
 func (d *fastDecoder) reset(line []byte) {
-	src, dst := d.src, d.dst
-	*d = fastDecoder{b: line, intern: d.intern, lists: d.lists, elems: d.elems[:0]}
-	d.src = endpointScratch{labels: src.labels[:0], workloads: src.workloads[:0], names: src.names[:0]}
-	d.dst = endpointScratch{labels: dst.labels[:0], workloads: dst.workloads[:0], names: dst.names[:0]}
+	// The tables stay where they are: copying the whole decoder showed in profiles.
+	d.lineState = lineState{b: line}
+	d.src.workloads, d.dst.workloads = d.srcWorkloads[:0], d.dstWorkloads[:0]
 }
 
 func (d *fastDecoder) parse(line []byte) (Event, bool) {
@@ -123,27 +144,31 @@ func (d *fastDecoder) event() (Event, bool) {
 	a := &flowAlloc{}
 	f := &a.f
 	*f = Flow{
-		Time: d.time, UUID: d.uuid, NodeName: d.node,
-		Verdict: d.verdict, DropReason: d.dropReason, Type: d.typ, TrafficDirection: d.direction,
+		Time: d.time, NodeName: d.tail.node,
+		Verdict: d.tail.verdict, DropReason: d.tail.dropReason, Type: d.tail.typ, TrafficDirection: d.tail.direction,
+		Source: d.src.e, Destination: d.dst.e,
 		Protocol: d.protocol, SourcePort: uint32(d.sport), DestinationPort: uint32(d.dport), TCPFlags: d.flags,
 	}
+	f.Source.IP, f.Destination.IP = src, dst
+	f.Source.Names, f.Destination.Names = d.tail.srcNames, d.tail.dstNames
 	switch {
-	case d.hasIsReply:
-		a.reply = d.isReply
+	case len(d.uuid) == 0:
+	case len(d.uuid) <= len(a.uuid):
+		// The UUID lives in the Flow's own allocation: one allocation per line instead
+		// of two. The string is never written after this.
+		n := copy(a.uuid[:], d.uuid)
+		f.UUID = unsafe.String(&a.uuid[0], n)
+	default:
+		f.UUID = string(d.uuid)
+	}
+	switch {
+	case d.tail.hasIsReply:
+		a.reply = d.tail.isReply
 		f.IsReply = &a.reply
-	case d.reply:
+	case d.tail.reply:
 		a.reply = true
 		f.IsReply = &a.reply
 	}
-	// One backing array for every string list and one for both workload lists; each
-	// slice is clipped, so a caller appending to one cannot write into the next.
-	strs := make([]string, 0, len(d.src.labels)+len(d.src.names)+len(d.dst.labels)+len(d.dst.names))
-	var wls []Workload
-	if n := len(d.src.workloads) + len(d.dst.workloads); n > 0 {
-		wls = make([]Workload, 0, n)
-	}
-	f.Source, strs, wls = d.src.endpoint(src, strs, wls)
-	f.Destination, _, _ = d.dst.endpoint(dst, strs, wls)
 	if f.Time.IsZero() {
 		f.Time = d.envTime
 	}
@@ -153,30 +178,12 @@ func (d *fastDecoder) event() (Event, bool) {
 	return Event{Kind: KindFlow, Flow: f}, true
 }
 
-// flowAlloc puts a Flow and the bool its IsReply points to in one allocation.
+// flowAlloc puts a Flow, the bool its IsReply points to and the bytes of its UUID (36 in
+// the canonical form) in one allocation.
 type flowAlloc struct {
 	f     Flow
 	reply bool
-}
-
-func (s *endpointScratch) endpoint(ip netip.Addr, strs []string, wls []Workload) (Endpoint, []string, []Workload) {
-	e := Endpoint{IP: ip, Namespace: s.namespace, PodName: s.podName, Identity: s.identity}
-	if len(s.labels) > 0 {
-		n := len(strs)
-		strs = append(strs, s.labels...)
-		e.Labels = strs[n:len(strs):len(strs)]
-	}
-	if len(s.names) > 0 {
-		n := len(strs)
-		strs = append(strs, s.names...)
-		e.Names = strs[n:len(strs):len(strs)]
-	}
-	if len(s.workloads) > 0 {
-		n := len(wls)
-		wls = append(wls, s.workloads...)
-		e.Workloads = wls[n:len(wls):len(wls)]
-	}
-	return e, strs, wls
+	uuid  [36]byte
 }
 
 // addr parses an IP.source or IP.destination as parseIP does; anything parseIP would
@@ -242,8 +249,8 @@ var plainString = func() (t [256]bool) {
 
 // wordMasks flags, in the high bit of each byte of w, the quotes and the bytes that
 // need a closer look (backslash, control, non-ASCII), with the classic "has zero byte"
-// bit tricks. A flag can be spurious only above a genuine one, so the lowest flag of
-// each mask is exact, which is all string reads.
+// bit tricks. A flag can be spurious only above a genuine one of its mask, so the lowest
+// flag of quote|bad is exact, which is all string reads.
 func wordMasks(w uint64) (quote, bad uint64) {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := w ^ (ones * '"')
@@ -283,42 +290,27 @@ func (d *fastDecoder) string() ([]byte, bool) {
 	}
 	start := d.i + 1
 	i := start
-	// Eight bytes at a time, hashing as we go for the intern table. A word with the
-	// closing quote ends the string there, unless a byte that needs a closer look
-	// (escape, control, non-ASCII) comes first. Near the end of the buffer the tail is
-	// read a byte at a time, which hashes differently: equal strings then only miss
-	// the intern table, they never compare wrong.
-	h := uint64(0x9e3779b97f4a7c15)
+	// Eight bytes at a time: the first byte that is a quote or needs a closer look
+	// (escape, control, non-ASCII) ends the scan, and only a quote ends the string.
 	for i+8 <= len(d.b) {
-		w := binary.LittleEndian.Uint64(d.b[i:])
-		quote, bad := wordMasks(w)
-		if quote|bad == 0 {
-			h = (h ^ w) * 0xff51afd7ed558ccd
-			h ^= h >> 29
-			i += 8
-			continue
+		quote, bad := wordMasks(binary.LittleEndian.Uint64(d.b[i:]))
+		if m := quote | bad; m != 0 {
+			i += bits.TrailingZeros64(m) / 8
+			if d.b[i] != '"' {
+				return nil, false
+			}
+			d.i = i + 1
+			return d.b[start:i], true
 		}
-		q := bits.TrailingZeros64(quote) / 8 // 8 when no quote
-		if bad != 0 && bits.TrailingZeros64(bad)/8 < q {
-			return nil, false
-		}
-		if q == 8 {
-			return nil, false // a bad byte after no quote: bad != 0 and came first
-		}
-		h = (h ^ w&(1<<(8*q)-1) ^ uint64(q)<<59) * 0xff51afd7ed558ccd
-		d.i = i + q + 1
-		d.hash = h ^ h>>31 | 1 // never 0, which marks an empty slot
-		return d.b[start : i+q], true
+		i += 8
 	}
 	for i < len(d.b) && plainString[d.b[i]] {
-		h = (h ^ uint64(d.b[i])) * 0xc4ceb9fe1a85ec53
 		i++
 	}
 	if i >= len(d.b) || d.b[i] != '"' {
 		return nil, false
 	}
 	d.i = i + 1
-	d.hash = h ^ h>>31 | 1
 	return d.b[start:i], true
 }
 
@@ -396,6 +388,17 @@ func (d *fastDecoder) timestamp() (time.Time, bool) {
 	if !ok || len(s) < 20 {
 		return time.Time{}, false
 	}
+	if string(s) == string(d.lastTS) {
+		return d.lastTime, true
+	}
+	t, ok := d.parseTimestamp(s)
+	if ok {
+		d.lastTS, d.lastTime = s, t
+	}
+	return t, ok
+}
+
+func (d *fastDecoder) parseTimestamp(s []byte) (time.Time, bool) {
 	num := func(from, n int) (int, bool) {
 		v := 0
 		for _, c := range s[from : from+n] {
@@ -406,16 +409,22 @@ func (d *fastDecoder) timestamp() (time.Time, bool) {
 		}
 		return v, true
 	}
-	year, ok1 := num(0, 4)
-	month, ok2 := num(5, 2)
-	day, ok3 := num(8, 2)
+	midnight, ok := d.days.get(s)
+	if !ok {
+		year, ok1 := num(0, 4)
+		month, ok2 := num(5, 2)
+		day, ok3 := num(8, 2)
+		if !(ok1 && ok2 && ok3) || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+			year < 1 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+			return time.Time{}, false
+		}
+		midnight = time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
+		d.days.put(s, midnight)
+	}
 	hour, ok4 := num(11, 2)
 	minute, ok5 := num(14, 2)
 	sec, ok6 := num(17, 2)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
-		return time.Time{}, false
-	}
-	if year < 1 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+	if !(ok4 && ok5 && ok6) || s[13] != ':' || s[16] != ':' || hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
 	}
 	rest := s[19:]
@@ -438,7 +447,28 @@ func (d *fastDecoder) timestamp() (time.Time, bool) {
 	if len(rest) != 1 || rest[0] != 'Z' {
 		return time.Time{}, false
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nanos, time.UTC), true
+	// The same value, location and representation as time.Date with every field.
+	return midnight.Add(time.Duration(hour*3600+minute*60+sec)*time.Second + time.Duration(nanos)), true
+}
+
+// dayCache remembers the last date a timestamp named: a capture's lines are mostly of one
+// day, and time.Date was a good part of reading a timestamp.
+type dayCache struct {
+	prefix   [11]byte // "YYYY-MM-DDT", validated
+	midnight time.Time
+	valid    bool
+}
+
+func (c *dayCache) get(s []byte) (time.Time, bool) {
+	if c.valid && string(s[:len(c.prefix)]) == string(c.prefix[:]) {
+		return c.midnight, true
+	}
+	return time.Time{}, false
+}
+
+func (c *dayCache) put(s []byte, midnight time.Time) {
+	copy(c.prefix[:], s)
+	c.midnight, c.valid = midnight, true
 }
 
 func daysIn(month, year int) int {
@@ -552,12 +582,18 @@ func (d *fastDecoder) object(m *msgSpec, depth int) bool {
 	}
 	var seen [maxFields / 64]uint64
 	var oneofs uint64
+	var run tailStart
 	for {
 		key, ok := d.string()
-		if !ok || !d.consume(':') {
+		if !ok {
 			return false
 		}
-		fs := m.keys.lookup(key)
+		if d.i < len(d.b) && d.b[d.i] == ':' {
+			d.i++
+		} else if !d.consume(':') {
+			return false
+		}
+		fs, _ := m.keys.lookup(key)
 		if fs == nil && len(key) > 0 && key[0] == '[' {
 			// An extension name, which protojson resolves through the registry.
 			return false
@@ -588,12 +624,131 @@ func (d *fastDecoder) object(m *msgSpec, depth int) bool {
 			if !ok {
 				return false
 			}
+			if fs.id == fDestination {
+				// The rest of the flow object may be a remembered run of members.
+				key, end := d.tailKey()
+				if d.tailFromMemo(key, end, &seen, &oneofs) {
+					return true
+				}
+				run = tailStart{at: d.i, end: end, key: key, seen: seen, oneofs: oneofs, captured: d.captured, ok: true}
+			}
 		}
 		if d.consume(',') {
 			continue
 		}
-		return d.consume('}')
+		if !d.consume('}') {
+			return false
+		}
+		if run.ok {
+			d.rememberTail(run, seen, oneofs)
+		}
+		return true
 	}
+}
+
+// tailRun is what the members of a flow object from the end of "destination" to the
+// closing brace did: the fields they set (duplicate and oneof checks) and what they
+// captured, all of it into tailState.
+type tailRun struct {
+	seen     [maxFields / 64]uint64
+	oneofs   uint64
+	captured uint64
+	st       tailState
+}
+
+// tailStart is the state of a flow object at the end of "destination".
+type tailStart struct {
+	at, end  int    // where the run starts, and where tailKey guessed it ends
+	key      uint64 // tailKey
+	seen     [maxFields / 64]uint64
+	oneofs   uint64
+	captured uint64
+	ok       bool
+}
+
+// tailFromMemo applies a remembered run of members if the line continues with one, and
+// reports whether it did; the flow object is then read to its closing brace.
+func (d *fastDecoder) tailFromMemo(key uint64, end int, seen *[maxFields / 64]uint64, oneofs *uint64) bool {
+	m := d.tails.find(key, d.b[d.i:])
+	if m == nil || d.i+len(m.raw) != end {
+		return false
+	}
+	r := &m.v
+	for k := range seen {
+		if seen[k]&r.seen[k] != 0 {
+			return false // a field the run sets was already set: parse, and decline
+		}
+	}
+	if *oneofs&r.oneofs != 0 {
+		return false
+	}
+	c := r.captured
+	if c&(1<<fNodeName) != 0 {
+		d.tail.node = r.st.node
+	}
+	if c&(1<<fVerdict) != 0 {
+		d.tail.verdict = r.st.verdict
+	}
+	if c&(1<<fDropReasonDesc) != 0 {
+		d.tail.dropReason = r.st.dropReason
+	}
+	if c&(1<<fType) != 0 {
+		d.tail.typ = r.st.typ
+	}
+	if c&(1<<fTrafficDirection) != 0 {
+		d.tail.direction = r.st.direction
+	}
+	if c&(1<<fIsReply) != 0 {
+		d.tail.isReply, d.tail.hasIsReply = r.st.isReply, r.st.hasIsReply
+	}
+	if c&(1<<fReply) != 0 {
+		d.tail.reply = r.st.reply
+	}
+	if c&(1<<fSourceNames) != 0 {
+		d.tail.srcNames = r.st.srcNames
+	}
+	if c&(1<<fDestinationNames) != 0 {
+		d.tail.dstNames = r.st.dstNames
+	}
+	d.captured |= c
+	d.i += len(m.raw)
+	return true
+}
+
+// rememberTail remembers the run of members read since start, up to and including the
+// flow object's closing brace, unless it captured a field outside tailState (a time, a
+// UUID: such runs do not repeat).
+func (d *fastDecoder) rememberTail(start tailStart, seen [maxFields / 64]uint64, oneofs uint64) {
+	c := d.captured &^ start.captured
+	if c&^tailFields != 0 {
+		return
+	}
+	r := tailRun{oneofs: oneofs &^ start.oneofs, captured: c, st: d.tail}
+	for k := range seen {
+		r.seen[k] = seen[k] &^ start.seen[k]
+	}
+	if d.i != start.end {
+		return // tailKey guessed wrong for this line, and would for its like
+	}
+	d.tails.add(start.key, d.b[start.at:d.i], r)
+}
+
+// tailKey keys the run of members from here to the end of the flow object. The members
+// vary late in the run (service, direction, reply, summary), so the key covers all of it,
+// up to where the flow object most likely ends: the last brace but one of the line,
+// since the envelope's members after the flow (node name, time) hold none. A line where
+// that guess is wrong is only read in full.
+func (d *fastDecoder) tailKey() (key uint64, end int) {
+	last := bytes.LastIndexByte(d.b, '}')
+	if last <= d.i {
+		return 0, -1
+	}
+	end = bytes.LastIndexByte(d.b[d.i:last], '}') + 1
+	if end <= 0 {
+		return 0, -1
+	}
+	end += d.i
+	return hashOf(d.b[d.i:end]), end
 }
 
 // value validates a field's value against its descriptor without keeping it.
@@ -654,6 +809,7 @@ func (d *fastDecoder) single(fs *fieldSpec, depth int) bool {
 
 // capture reads a kept field into the decoder's state.
 func (d *fastDecoder) capture(fs *fieldSpec, depth int) bool {
+	d.captured |= 1 << fs.id
 	switch fs.id {
 	case fRespFlow:
 		d.haveFlow = true
@@ -672,27 +828,27 @@ func (d *fastDecoder) capture(fs *fieldSpec, depth int) bool {
 		return ok
 	case fUUID:
 		s, ok := d.string()
-		d.uuid = string(s)
+		d.uuid = s
 		return ok
 	case fNodeName:
 		s, ok := d.string()
-		d.node = d.str(s)
+		d.tail.node = d.str(s)
 		return ok
 	case fVerdict:
-		return d.enum(fs, &d.verdict)
+		return d.enum(fs, &d.tail.verdict)
 	case fDropReasonDesc:
-		return d.enum(fs, &d.dropReason)
+		return d.enum(fs, &d.tail.dropReason)
 	case fType:
-		return d.enum(fs, &d.typ)
+		return d.enum(fs, &d.tail.typ)
 	case fTrafficDirection:
-		return d.enum(fs, &d.direction)
+		return d.enum(fs, &d.tail.direction)
 	case fIsReply:
 		v, ok := d.boolean()
-		d.isReply, d.hasIsReply = v, true
+		d.tail.isReply, d.tail.hasIsReply = v, true
 		return ok
 	case fReply:
 		v, ok := d.boolean()
-		d.reply = v
+		d.tail.reply = v
 		return ok
 	case fIP:
 		d.haveIP = true
@@ -758,23 +914,23 @@ func (d *fastDecoder) capture(fs *fieldSpec, depth int) bool {
 	case fDestination:
 		return d.endpoint(&d.dst, depth)
 	case fSourceNames:
-		return d.strings(&d.src.names)
+		return d.strings(&d.tail.srcNames)
 	case fDestinationNames:
-		return d.strings(&d.dst.names)
+		return d.strings(&d.tail.dstNames)
 	case fIdentity:
 		v, ok := d.integer(false, 32)
-		d.ep.identity = uint32(v)
+		d.ep.e.Identity = uint32(v)
 		return ok
 	case fNamespace:
 		s, ok := d.string()
-		d.ep.namespace = d.str(s)
+		d.ep.e.Namespace = d.str(s)
 		return ok
 	case fPodName:
 		s, ok := d.string()
-		d.ep.podName = d.str(s)
+		d.ep.e.PodName = d.str(s)
 		return ok
 	case fLabels:
-		return d.strings(&d.ep.labels)
+		return d.strings(&d.ep.e.Labels)
 	case fWorkloads:
 		if !d.consume('[') {
 			return false
@@ -805,9 +961,27 @@ func (d *fastDecoder) capture(fs *fieldSpec, depth int) bool {
 	return false
 }
 
+// endpoint reads a source or destination object, from the memo when its bytes have been
+// seen before (memoTable).
 func (d *fastDecoder) endpoint(ep *endpointScratch, depth int) bool {
 	d.ep = ep
-	return d.object(endpointSpec, depth)
+	d.ws()
+	h := memoKey(d.b[d.i:])
+	if m := d.memo.find(h, d.b[d.i:]); m != nil {
+		ep.e = m.v
+		d.i += len(m.raw)
+		return true
+	}
+	start := d.i
+	if !d.object(endpointSpec, depth) {
+		return false
+	}
+	ep.e.Workloads = cloneWorkloads(ep.workloads)
+	d.memo.add(h, d.b[start:d.i], Endpoint{
+		Namespace: ep.e.Namespace, PodName: ep.e.PodName, Identity: ep.e.Identity,
+		Labels: ep.e.Labels, Workloads: ep.e.Workloads,
+	})
+	return true
 }
 
 func (d *fastDecoder) enum(fs *fieldSpec, dst *string) bool {
@@ -817,7 +991,7 @@ func (d *fastDecoder) enum(fs *fieldSpec, dst *string) bool {
 	}
 	// An unknown name is discarded by protojson (DiscardUnknown), leaving the enum
 	// unset, which reads as "".
-	*dst = fs.enum[string(s)]
+	*dst, _ = fs.enum.lookup(s)
 	return true
 }
 
@@ -834,14 +1008,12 @@ func (d *fastDecoder) strings(dst *[]string) bool {
 		return true
 	}
 	d.elems = d.elems[:0]
-	h := uint64(len(d.elems))
 	for {
 		s, ok := d.string()
 		if !ok {
 			return false
 		}
-		d.elems = append(d.elems, elem{s, d.hash})
-		h = (h ^ d.hash) * 0x9e3779b97f4a7c15
+		d.elems = append(d.elems, s)
 		if d.consume(',') {
 			continue
 		}
@@ -850,6 +1022,6 @@ func (d *fastDecoder) strings(dst *[]string) bool {
 		}
 		break
 	}
-	*dst = d.lists.get(d, d.b[start:d.i], h|1, *dst)
+	*dst = d.lists.get(d, d.b[start:d.i])
 	return true
 }

@@ -68,28 +68,37 @@ type msgSpec struct {
 	wkt    wellKnown
 }
 
-// keyTable is an open-addressing table from field name to spec: for the short keys of a flow it is several times cheaper than a Go map lookup, and
-// this lookup runs for every member of every object of every line.
-type keyTable struct {
+// keyTable is an open-addressing table from field name to spec. It runs for every member
+// of every object of every line: for the short names of a flow it is several times
+// cheaper than a Go map lookup.
+type keyTable = nameTable[*fieldSpec]
+
+// nameTable maps short names (field names, enum value names) to values.
+type nameTable[V any] struct {
 	mask  uint32
-	slots []keySlot
+	slots []nameSlot[V]
 }
 
-type keySlot struct {
-	key  string
-	spec *fieldSpec
+type nameSlot[V any] struct {
+	key string // "" marks an empty slot: no field or enum value has an empty name
+	v   V
 }
 
-func newKeyTable(fields map[string]*fieldSpec) keyTable {
+func newKeyTable(fields map[string]*fieldSpec) keyTable { return newNameTable(fields) }
+
+func newNameTable[V any](names map[string]V) nameTable[V] {
 	size := uint32(8)
-	for size < uint32(len(fields))*4 {
+	for size < uint32(len(names))*4 {
 		size *= 2
 	}
-	t := keyTable{mask: size - 1, slots: make([]keySlot, size)}
-	for k, fs := range fields {
+	t := nameTable[V]{mask: size - 1, slots: make([]nameSlot[V], size)}
+	for k, v := range names {
+		if k == "" {
+			continue // a wrapper's "" entry, which is never looked up
+		}
 		for h := keyHash(k) & t.mask; ; h = (h + 1) & t.mask {
-			if t.slots[h].spec == nil {
-				t.slots[h] = keySlot{key: k, spec: fs}
+			if t.slots[h].key == "" {
+				t.slots[h] = nameSlot[V]{key: k, v: v}
 				break
 			}
 		}
@@ -97,17 +106,17 @@ func newKeyTable(fields map[string]*fieldSpec) keyTable {
 	return t
 }
 
-func (t *keyTable) lookup(key []byte) *fieldSpec {
-	if len(t.slots) == 0 {
-		return nil
+func (t *nameTable[V]) lookup(key []byte) (v V, ok bool) {
+	if len(t.slots) == 0 || len(key) == 0 {
+		return v, false
 	}
 	for h := keyHash(key) & t.mask; ; h = (h + 1) & t.mask {
 		s := &t.slots[h]
-		if s.spec == nil {
-			return nil
-		}
 		if s.key == string(key) {
-			return s.spec
+			return s.v, true
+		}
+		if s.key == "" {
+			return v, false
 		}
 	}
 }
@@ -116,9 +125,6 @@ func (t *keyTable) lookup(key []byte) *fieldSpec {
 // rarely agree on all four, and probing settles the rest with a full comparison.
 func keyHash[S string | []byte](s S) uint32 {
 	n := len(s)
-	if n == 0 {
-		return 0
-	}
 	h := uint32(n)*0x9e3779b1 ^ uint32(s[0])<<16 ^ uint32(s[n/2])<<8 ^ uint32(s[n-1])
 	h ^= h >> 15
 	h *= 0x85ebca6b
@@ -146,7 +152,7 @@ type fieldSpec struct {
 	msg   *msgSpec
 	// enum maps every value name to the name protojson's path reports for it
 	// (enumName of its number: "" for zero, the first name declared for aliases).
-	enum map[string]string
+	enum nameTable[string]
 }
 
 // maxFields is the number of fields per message the duplicate check can track; a field
@@ -258,7 +264,7 @@ func specOf(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*m
 				fs.msg = specOf(fd.Message(), seen)
 			}
 		case protoreflect.EnumKind:
-			fs.enum = enumNames(fd.Enum())
+			fs.enum = newNameTable(enumNames(fd.Enum()))
 		}
 		specs[i] = fs
 	}
@@ -291,3 +297,7 @@ func enumNames(ed protoreflect.EnumDescriptor) map[string]string {
 	}
 	return out
 }
+
+// The decoder records captured fields as bits of a uint64 (fastDecoder.captured); this
+// fails to compile when a field ID no longer fits.
+const _ uint64 = 1 << (63 - fWorkloadKind)

@@ -124,6 +124,11 @@ type TCPFlags struct {
 }
 
 // Endpoint is one side of a Hubble flow.
+//
+// Its slices (Labels, Workloads, Names) are read-only: a source may hand the same
+// backing arrays to many flows (the jsonpb decoder does, for an endpoint seen before).
+// Their capacity is their length, so an append copies instead of writing into another
+// flow's data.
 type Endpoint struct {
 	IP        netip.Addr // zero when the flow has no IP layer
 	Namespace string

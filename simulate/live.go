@@ -142,6 +142,12 @@ func (l *Live) Swap(sim *Simulator) time.Duration {
 	defer l.mu.Unlock()
 	l.swapLocked(sim)
 	l.store.Reevaluate(sim.JudgeEdge)
+	return l.loadedLocked(start)
+}
+
+// loadedLocked closes the snapshot gap a failed load opened and accounts for a
+// recompilation that started at start.
+func (l *Live) loadedLocked(start time.Time) time.Duration {
 	if l.store.Health(soak.AllNamespaces(), flows.Health{Time: l.clock.Now(), Source: snapshotSource, State: flows.Connected,
 		Message: "cluster snapshot loaded"}) != nil {
 		// Health only fails on events it cannot place; a reload is always placeable.
@@ -552,9 +558,12 @@ func (s *Simulator) JudgeEdge(namespace string, key soak.EdgeKey) (bool, string)
 		return true, "destination no longer in the cluster snapshot: cannot be shown covered"
 	}
 	c := evaluator.Connection{Src: src, Dst: dst, Protocol: corev1.Protocol(key.Protocol), Port: key.Port}
-	j := Judgement{Conn: c, Current: s.current.Evaluate(c), Enforced: s.enforce.Evaluate(c), Outcome: Allowed}
-	j.WouldDrop = j.Current.Allowed && !j.Enforced.Allowed
+	// An edge enforcement allows is covered whatever the current policies say: most
+	// edges cost one verdict, which after a reload is computed, not cached.
+	j := Judgement{Conn: c, Enforced: s.enforce.Evaluate(c), Outcome: Allowed}
 	if !j.Enforced.Allowed {
+		j.Current = s.current.Evaluate(c)
+		j.WouldDrop = j.Current.Allowed
 		j.Outcome = Denied
 	}
 	return s.uncoveredIn(namespace, &j)
@@ -597,10 +606,7 @@ func (s *Simulator) peerEndpoint(p soak.Peer, node string) (evaluator.Endpoint, 
 		return ep, true
 	}
 	var pick *cluster.Pod
-	for _, pod := range s.snap.Pods {
-		if pod.HostNetwork || pod.Workload.Namespace != p.Namespace || pod.Workload.Name != p.Workload || pod.Workload.Kind != p.Kind {
-			continue
-		}
+	for _, pod := range s.res.workloadPods(cluster.WorkloadID{Namespace: p.Namespace, Name: p.Workload, Kind: p.Kind}) {
 		if pick == nil || (node != "" && pod.NodeName == node && pick.NodeName != node) {
 			pick = pod
 		}

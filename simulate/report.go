@@ -111,12 +111,12 @@ type MalformedLine struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// edgeKey names an edge by its peers' numbers (see peerTable): a flow hashes two
-// integers instead of two Peers of five strings.
+// edgeKey names an edge by its peers' numbers (see peerTable) and its protocol's: a flow
+// finds its edge by four integers instead of two Peers of five strings.
 type edgeKey struct {
 	src, dst int32
-	proto    string
 	port     int32
+	proto    uint16
 }
 
 // peerTable numbers the peers the report has seen, and remembers the number of each
@@ -146,15 +146,30 @@ func (t *peerTable) intern(p Peer) int32 {
 	return id
 }
 
+// podPeer returns the peer number of a pod end and whether its namespace is enforced,
+// kept in the end's memo slot m when it has one.
+func (a *aggregate) podPeer(p *cluster.Pod, m *podMemoSlot) (int32, bool) {
+	if m != nil && m.pod == p && m.peer > 0 {
+		return m.peer - 1, m.enforced
+	}
+	t := &a.peers
+	id, ok := t.byPod[p]
+	if !ok {
+		id = t.intern(a.peer(evaluator.Endpoint{Kind: evaluator.Pod, Pod: p}))
+		t.byPod[p] = id
+	}
+	enforced := a.s.enforced[p.Namespace]
+	if m != nil && m.pod == p {
+		m.peer, m.enforced = id+1, enforced
+	}
+	return id, enforced
+}
+
 func (a *aggregate) peerID(ep evaluator.Endpoint) int32 {
 	t := &a.peers
 	switch ep.Kind {
 	case evaluator.Pod:
-		if id, ok := t.byPod[ep.Pod]; ok {
-			return id
-		}
-		id := t.intern(a.peer(ep))
-		t.byPod[ep.Pod] = id
+		id, _ := a.podPeer(ep.Pod, nil)
 		return id
 	case evaluator.Host:
 		k := hostKey{ep.Node, ep.IP}
@@ -178,6 +193,90 @@ func (a *aggregate) peerID(ep evaluator.Endpoint) int32 {
 	}
 }
 
+// edgeTable holds every observed edge in one slice and finds it by key through an
+// open-addressing table whose slots carry the key inline: a flow's edge costs one probe
+// of 16 bytes and the record it updates, with no hashing of strings.
+type edgeTable struct {
+	slots []edgeSlot
+	list  []Edge
+	keys  []edgeKey
+}
+
+type edgeSlot struct {
+	key edgeKey
+	pos int32 // position in list, plus one; 0 is an empty slot
+}
+
+func hashEdge(k edgeKey) uint64 {
+	h := (uint64(uint32(k.src))<<32 | uint64(uint32(k.dst))) * 0x9e3779b97f4a7c15
+	h ^= (uint64(uint32(k.port))<<8 | uint64(k.proto)) * 0xbf58476d1ce4e5b9
+	return h ^ h>>29
+}
+
+// get returns the edge with key k, or nil.
+func (t *edgeTable) get(k edgeKey) *Edge {
+	if len(t.slots) == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := hashEdge(k) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.pos == 0 {
+			return nil
+		}
+		if s.key == k {
+			return &t.list[s.pos-1]
+		}
+	}
+}
+
+// add stores e under k, which must not be stored yet, and returns the stored record.
+func (t *edgeTable) add(k edgeKey, e Edge) *Edge {
+	if (len(t.list)+1)*4 > len(t.slots)*3 {
+		t.slots = make([]edgeSlot, max(64, 2*len(t.slots)))
+		for i, k := range t.keys {
+			t.insert(k, int32(i))
+		}
+	}
+	t.list = append(t.list, e)
+	t.keys = append(t.keys, k)
+	t.insert(k, int32(len(t.list)-1))
+	return &t.list[len(t.list)-1]
+}
+
+func (t *edgeTable) insert(k edgeKey, pos int32) {
+	mask := uint64(len(t.slots) - 1)
+	i := hashEdge(k) & mask
+	for t.slots[i].pos != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = edgeSlot{key: k, pos: pos + 1}
+}
+
+// protoCode numbers a protocol for edge keys; the report needs its name back.
+func (a *aggregate) protoCode(p string) uint16 {
+	switch p {
+	case "TCP":
+		return 1
+	case "UDP":
+		return 2
+	case "SCTP":
+		return 3
+	}
+	for i, q := range a.protos {
+		if q == p {
+			return uint16(i)
+		}
+	}
+	if len(a.protos) == 1<<16-1 {
+		// Connections only carry the protocols NetworkPolicy knows (TCP, UDP, SCTP); past
+		// 65535 others, the rest share the last code.
+		return 1<<16 - 1
+	}
+	a.protos = append(a.protos, p)
+	return uint16(len(a.protos) - 1)
+}
+
 type nsStats struct {
 	connections, wouldDrop int64
 }
@@ -188,13 +287,15 @@ type aggregate struct {
 	counts FlowCounts
 	ns     map[string]*nsStats
 	edges  map[edgeKey]*Edge
-	all    map[edgeKey]*Edge
+	all    edgeTable
+	protos []string // by protocol code, see protoCode
 	// dropIn records the namespaces whose enforcement drops each edge.
 	dropIn map[edgeKey][]string
 }
 
 func newAggregate(s *Simulator) *aggregate {
-	a := &aggregate{s: s, ns: map[string]*nsStats{}, edges: map[edgeKey]*Edge{}, all: map[edgeKey]*Edge{}, dropIn: map[edgeKey][]string{}}
+	a := &aggregate{s: s, ns: map[string]*nsStats{}, edges: map[edgeKey]*Edge{}, dropIn: map[edgeKey][]string{},
+		protos: []string{"", "TCP", "UDP", "SCTP"}}
 	a.peers = peerTable{
 		ids: map[Peer]int32{}, byPod: map[*cluster.Pod]int32{}, byHost: map[hostKey]int32{}, byNet: map[netip.Prefix]int32{},
 	}
@@ -215,7 +316,7 @@ func (a *aggregate) stats(ns string) *nsStats {
 	return st
 }
 
-func (a *aggregate) add(j *Judgement) {
+func (a *aggregate) add(j *Judgement, sm, dm *podMemoSlot) {
 	a.counts.Read++
 	if j.Outcome == Skipped {
 		a.counts.Skipped[j.Reason]++
@@ -224,20 +325,31 @@ func (a *aggregate) add(j *Judgement) {
 	a.counts.Evaluated++
 	// A connection counts for the namespace whose enforcement judges it: the destination's
 	// (ingress) and, when egress is enforced, the source's.
+	var k edgeKey
 	dstNS := ""
-	if j.Conn.Dst.Kind == evaluator.Pod && a.s.enforced[j.Conn.Dst.Pod.Namespace] {
-		dstNS = j.Conn.Dst.Pod.Namespace
-		a.stats(dstNS).connections++
+	if j.Conn.Dst.Kind == evaluator.Pod {
+		var enforced bool
+		k.dst, enforced = a.podPeer(j.Conn.Dst.Pod, dm)
+		if enforced {
+			dstNS = j.Conn.Dst.Pod.Namespace
+			a.stats(dstNS).connections++
+		}
+	} else {
+		k.dst = a.peerID(j.Conn.Dst)
 	}
-	if a.s.opts.Compile.Egress && j.Conn.Src.Kind == evaluator.Pod && a.s.enforced[j.Conn.Src.Pod.Namespace] &&
-		j.Conn.Src.Pod.Namespace != dstNS {
-		a.stats(j.Conn.Src.Pod.Namespace).connections++
+	if j.Conn.Src.Kind == evaluator.Pod {
+		var enforced bool
+		k.src, enforced = a.podPeer(j.Conn.Src.Pod, sm)
+		if a.s.opts.Compile.Egress && enforced && j.Conn.Src.Pod.Namespace != dstNS {
+			a.stats(j.Conn.Src.Pod.Namespace).connections++
+		}
+	} else {
+		k.src = a.peerID(j.Conn.Src)
 	}
-	k := edgeKey{src: a.peerID(j.Conn.Src), dst: a.peerID(j.Conn.Dst), proto: string(j.Conn.Protocol), port: j.Conn.Port}
-	e, ok := a.all[k]
-	if !ok {
-		e = &Edge{Source: a.peers.list[k.src], Destination: a.peers.list[k.dst], Port: k.port, Protocol: k.proto, Reason: j.Reason}
-		a.all[k] = e
+	k.port, k.proto = j.Conn.Port, a.protoCode(string(j.Conn.Protocol))
+	e := a.all.get(k)
+	if e == nil {
+		e = a.all.add(k, Edge{Source: a.peers.list[k.src], Destination: a.peers.list[k.dst], Port: k.port, Protocol: string(j.Conn.Protocol), Reason: j.Reason})
 	}
 	seen(e, j.Flow.Time)
 	if st := status(j); rank(st) > rank(e.Status) || e.Status == "" {
@@ -254,7 +366,7 @@ func (a *aggregate) add(j *Judgement) {
 	u, ok := a.edges[k]
 	if !ok {
 		a.dropIn[k] = dropped
-		u = &Edge{Source: e.Source, Destination: e.Destination, Port: k.port, Protocol: k.proto, Reason: uncoveredReason(j), Status: StatusWouldDrop}
+		u = &Edge{Source: e.Source, Destination: e.Destination, Port: k.port, Protocol: e.Protocol, Reason: uncoveredReason(j), Status: StatusWouldDrop}
 		a.edges[k] = u
 	}
 	seen(u, j.Flow.Time)
@@ -400,9 +512,7 @@ func (a *aggregate) report() *Report {
 		}
 	}
 	sort.Slice(r.Uncovered, func(i, j int) bool { return edgeLess(&r.Uncovered[i], &r.Uncovered[j]) })
-	for _, e := range a.all {
-		r.Edges = append(r.Edges, *e)
-	}
+	r.Edges = append(r.Edges, a.all.list...)
 	sort.Slice(r.Edges, func(i, j int) bool { return edgeLess(&r.Edges[i], &r.Edges[j]) })
 	for ns, st := range a.ns {
 		r.Namespaces = append(r.Namespaces, NamespaceReport{

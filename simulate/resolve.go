@@ -3,6 +3,7 @@ package simulate
 import (
 	"net/netip"
 	"strings"
+	"unsafe"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -36,14 +37,158 @@ type resolver struct {
 	ghosts map[string]*cluster.Pod
 	// byWorkload finds a representative pod for a workload named by Hubble.
 	byWorkload map[cluster.WorkloadID]*cluster.Pod
+	// memo sits in front of pods. The flow decoders intern strings, so the namespace and
+	// pod name of a busy pod arrive as the same two string pointers line after line: a
+	// table keyed by those pointers answers with a probe of a small index, where the map
+	// hashes and compares both strings and misses cache on large clusters. Strings that
+	// are not interned only miss.
+	memo podMemo
+	// ofWorkload lists each workload's pods (host-network ones left out) in snapshot
+	// order, for re-judging stored edges; built on first use, since a replay never needs
+	// it.
+	ofWorkload map[cluster.WorkloadID][]*cluster.Pod
 }
 
 type podKey struct{ namespace, name string }
+
+// podMemoSlot remembers a snapshot pod found by name, and keeps its endpoint resolved by
+// both engines (refs, for the address ip), so a busy pod is resolved once, not once per
+// flow and engine.
+type podMemoSlot struct {
+	pod  *cluster.Pod
+	ip   netip.Addr
+	refs refPair
+	// peer is the pod's report peer number plus one (0: not numbered yet), enforced
+	// whether its namespace is enforced (valid once peer is set); see aggregate.add.
+	peer     int32
+	enforced bool
+	// ep is podEndpoint(pod, netip.Addr{}), so that a flow end reads the slot, not the pod.
+	ep evaluator.Endpoint
+}
+
+// endpoint is podEndpoint(m.pod, ip).
+func (m *podMemoSlot) endpoint(ip netip.Addr) evaluator.Endpoint {
+	out := m.ep
+	if ip.IsValid() {
+		out.IP = ip
+	}
+	return out
+}
+
+// refPair is an endpoint resolved by the current and the enforced engine.
+type refPair struct{ cur, enf evaluator.Ref }
+
+// podMemo finds memo entries by string addresses: an open-addressing index over keys
+// (the address pairs seen), each naming the entry of its pod. Entries are per pod, so
+// they are bounded by the snapshot's pods; keys grow with the distinct address pairs and
+// start over past maxKeys (decoders empty their string tables when full, so addresses
+// churn in a long run), without losing the entries.
+type podMemo struct {
+	index   []uint32 // 0 is empty, else a position in keys plus one
+	keys    []memoKey
+	entries []podMemoSlot
+	byPod   map[*cluster.Pod]uint32
+	maxKeys int
+}
+
+// memoKey holds the strings themselves, so while it exists their addresses cannot be
+// reused for other text: equal addresses and lengths mean equal strings.
+type memoKey struct {
+	namespace, name string
+	entry           uint32
+}
+
+func memoHash(namespace, name string) uint64 {
+	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(namespace))))*0x9e3779b97f4a7c15 ^
+		uint64(uintptr(unsafe.Pointer(unsafe.StringData(name))))*0xbf58476d1ce4e5b9
+	return h ^ h>>31
+}
+
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
+
+func (m *podMemo) get(namespace, name string) *podMemoSlot {
+	if len(m.index) == 0 {
+		return nil
+	}
+	mask := uint64(len(m.index) - 1)
+	for i := memoHash(namespace, name) & mask; ; i = (i + 1) & mask {
+		p := m.index[i]
+		if p == 0 {
+			return nil
+		}
+		if k := &m.keys[p-1]; sameString(k.name, name) && sameString(k.namespace, namespace) {
+			return &m.entries[k.entry]
+		}
+	}
+}
+
+// add remembers pod under the addresses of namespace and name, which get did not find.
+// Entries handed out before may move (callers check the pod they hold).
+func (m *podMemo) add(namespace, name string, pod *cluster.Pod) *podMemoSlot {
+	e, ok := m.byPod[pod]
+	if !ok {
+		e = uint32(len(m.entries))
+		m.entries = append(m.entries, podMemoSlot{pod: pod, ep: podEndpoint(pod, netip.Addr{})})
+		m.byPod[pod] = e
+	}
+	if len(m.keys) >= m.maxKeys {
+		m.keys, m.index = m.keys[:0], nil
+	}
+	if (len(m.keys)+1)*2 > len(m.index) {
+		m.index = make([]uint32, max(1024, 2*len(m.index)))
+		for i := range m.keys {
+			m.insert(&m.keys[i], uint32(i+1))
+		}
+	}
+	m.keys = append(m.keys, memoKey{namespace: namespace, name: name, entry: e})
+	m.insert(&m.keys[len(m.keys)-1], uint32(len(m.keys)))
+	return &m.entries[e]
+}
+
+func (m *podMemo) insert(k *memoKey, pos uint32) {
+	mask := uint64(len(m.index) - 1)
+	i := memoHash(k.namespace, k.name) & mask
+	for m.index[i] != 0 {
+		i = (i + 1) & mask
+	}
+	m.index[i] = pos
+}
+
+// pod finds the snapshot pod namespace/name (both non-empty) and its memo slot, or nil.
+// The resolver's pods never change (an update builds a new resolver), so a slot is
+// never stale.
+func (r *resolver) pod(namespace, name string) *podMemoSlot {
+	if m := r.memo.get(namespace, name); m != nil {
+		return m
+	}
+	p := r.pods[podKey{namespace, name}]
+	if p == nil {
+		return nil
+	}
+	return r.memo.add(namespace, name, p)
+}
+
+// workloadPods returns the pods of workload w that are not on the host network, in
+// snapshot order.
+func (r *resolver) workloadPods(w cluster.WorkloadID) []*cluster.Pod {
+	if r.ofWorkload == nil {
+		r.ofWorkload = make(map[cluster.WorkloadID][]*cluster.Pod, len(r.snap.Workloads))
+		for _, p := range r.snap.Pods {
+			if !p.HostNetwork {
+				r.ofWorkload[p.Workload] = append(r.ofWorkload[p.Workload], p)
+			}
+		}
+	}
+	return r.ofWorkload[w]
+}
 
 func newResolver(s *cluster.Snapshot) *resolver {
 	r := &resolver{
 		snap: s, pods: make(map[podKey]*cluster.Pod, len(s.Pods)),
 		ghosts: map[string]*cluster.Pod{}, byWorkload: map[cluster.WorkloadID]*cluster.Pod{},
+		memo: podMemo{maxKeys: 4*len(s.Pods) + 4096, byPod: map[*cluster.Pod]uint32{}},
 	}
 	for _, p := range s.Pods {
 		r.pods[podKey{p.Namespace, p.Name}] = p
@@ -70,6 +215,13 @@ func newResolver(s *cluster.Snapshot) *resolver {
 // the endpoint is on that node (Hubble observed the flow at this endpoint), which is how a
 // pod missing from the snapshot learns its node.
 func (r *resolver) resolve(ep *flows.Endpoint, observer string, local bool) (evaluator.Endpoint, bool) {
+	out, _, ok := r.resolveMemo(ep, observer, local)
+	return out, ok
+}
+
+// resolveMemo is resolve, and the memo slot of a snapshot pod found by name (nil for
+// any other endpoint).
+func (r *resolver) resolveMemo(ep *flows.Endpoint, observer string, local bool) (evaluator.Endpoint, *podMemoSlot, bool) {
 	out := evaluator.Endpoint{IP: ep.IP}
 	if hasLabel(ep.Labels, labelHost) {
 		out.Kind = evaluator.Host
@@ -77,28 +229,28 @@ func (r *resolver) resolve(ep *flows.Endpoint, observer string, local bool) (eva
 		if n, ok := r.snap.NodeByIP(ep.IP); ok {
 			out.Node = n
 		}
-		return out, true
+		return out, nil, true
 	}
 	if hasLabel(ep.Labels, labelRemoteNode) {
 		out.Kind = evaluator.Host
 		if n, ok := r.snap.NodeByIP(ep.IP); ok {
 			out.Node = n
 		}
-		return out, true
+		return out, nil, true
 	}
 	if ep.PodName != "" && ep.Namespace != "" {
-		if p := r.pods[podKey{ep.Namespace, ep.PodName}]; p != nil {
-			return podEndpoint(p, ep.IP), true
+		if m := r.pod(ep.Namespace, ep.PodName); m != nil {
+			return m.endpoint(ep.IP), m, true
 		}
 	}
 	if ep.IP.IsValid() {
 		if p := r.snap.PodByIP(ep.IP); p != nil {
-			return podEndpoint(p, ep.IP), true
+			return podEndpoint(p, ep.IP), nil, true
 		}
 		if n, ok := r.snap.NodeByIP(ep.IP); ok {
 			out.Kind = evaluator.Host
 			out.Node = n
-			return out, true
+			return out, nil, true
 		}
 	}
 	if ep.Namespace != "" {
@@ -107,14 +259,14 @@ func (r *resolver) resolve(ep *flows.Endpoint, observer string, local bool) (eva
 			node = observer
 		}
 		if p := r.ghost(ep, node); p != nil {
-			return podEndpoint(p, ep.IP), true
+			return podEndpoint(p, ep.IP), nil, true
 		}
 	}
 	if hasLabel(ep.Labels, labelWorld) || hasLabel(ep.Labels, labelWorldIPv4) || hasLabel(ep.Labels, labelWorldIPv6) || ep.IP.IsValid() {
 		out.Kind = evaluator.External
-		return out, true
+		return out, nil, true
 	}
-	return out, false
+	return out, nil, false
 }
 
 func podEndpoint(p *cluster.Pod, ip netip.Addr) evaluator.Endpoint {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -105,8 +106,12 @@ type Simulator struct {
 	res      *resolver
 	agg      *aggregate
 	reasons  reasonMemo
+	denied   deniedMemo
 	// origins are the compiled policies' rule origins (the rules annotation), by policy.
 	origins map[evaluator.PolicyRef][]compile.RuleOrigin
+	// compiler keeps the compilation up to date across updates (update.go); nil until
+	// the first one.
+	compiler *compile.Compiler
 }
 
 // New compiles the enforced namespaces' policies and builds both evaluators.
@@ -171,45 +176,126 @@ func Merge(base, overlay []*networkingv1.NetworkPolicy) []*networkingv1.NetworkP
 // Judge decides one event. Malformed, lost and node-status events are recorded by Observe
 // only; Judge is for flows.
 func (s *Simulator) Judge(f *flows.Flow, line int) Judgement {
+	j, _, _ := s.judge(f, line)
+	return j
+}
+
+// judge is Judge, and the memo slots of the ends (nil where there is none) for the
+// aggregation to keep its numbers in.
+func (s *Simulator) judge(f *flows.Flow, line int) (Judgement, *podMemoSlot, *podMemoSlot) {
 	j := Judgement{Line: line, Flow: f, Outcome: Skipped}
 	if f.WorkloadLevel {
-		return s.judgeWorkloadLevel(j)
+		return s.judgeWorkloadLevel(j), nil, nil
 	}
 	if reason := classify(f); reason != "" {
 		j.Reason = reason
-		return j
+		return j, nil, nil
 	}
 	// Hubble observes a flow at the endpoint its direction names: egress at the source,
 	// ingress at the destination.
-	src, ok := s.res.resolve(&f.Source, f.NodeName, f.TrafficDirection == "EGRESS")
+	src, sm, ok := s.res.resolveMemo(&f.Source, f.NodeName, f.TrafficDirection == "EGRESS")
 	if !ok {
 		j.Reason = SkipUnresolvedSource
-		return j
+		return j, nil, nil
 	}
-	dst, ok := s.res.resolve(&f.Destination, f.NodeName, f.TrafficDirection == "INGRESS")
+	dst, dm, ok := s.res.resolveMemo(&f.Destination, f.NodeName, f.TrafficDirection == "INGRESS")
 	if !ok {
 		j.Reason = SkipUnresolvedDest
-		return j
+		return j, nil, nil
 	}
 	j.Conn = evaluator.Connection{Src: src, Dst: dst, Protocol: corev1.Protocol(f.Protocol), Port: int32(f.DestinationPort)}
-	j.Current = s.current.Evaluate(j.Conn)
-	j.Enforced = s.enforce.Evaluate(j.Conn)
+	cur, ok1 := s.current.(*evaluator.Engine)
+	enf, ok2 := s.enforce.(*evaluator.Engine)
+	if !ok1 || !ok2 {
+		j.Current = s.current.Evaluate(j.Conn)
+		j.Enforced = s.enforce.Evaluate(j.Conn)
+		j.Reason = s.reasons.reason(j.Enforced, j.Conn)
+	} else {
+		// Both ends resolved once per engine (memoized per busy pod), both verdicts by
+		// reference: a flow reads no pod table.
+		var scratch [2]refPair
+		if dm == sm {
+			dm = nil // one slot cannot hold two ends' addresses
+		}
+		sr := refsOf(sm, &j.Conn.Src, cur, enf, &scratch[0])
+		dr := refsOf(dm, &j.Conn.Dst, cur, enf, &scratch[1])
+		cv := cur.EvaluateRef(&sr.cur, &dr.cur, j.Conn.Protocol, j.Conn.Port)
+		ev := enf.EvaluateRef(&sr.enf, &dr.enf, j.Conn.Protocol, j.Conn.Port)
+		j.Current, j.Enforced = *cv, *ev
+		if ev.Allowed {
+			j.Reason = s.reasons.of(ev, &j.Conn)
+		} else {
+			j.Reason = s.denied.of(ev, &j.Conn)
+		}
+	}
 	j.WouldDrop = j.Current.Allowed && !j.Enforced.Allowed
 	if j.Enforced.Allowed {
 		j.Outcome = Allowed
 	} else {
 		j.Outcome = Denied
 	}
-	j.Reason = s.reasons.reason(j.Enforced, j.Conn)
-	return j
+	return j, sm, dm
+}
+
+// deniedMemo remembers the explanations of denied verdicts judged by reference. Such an
+// explanation names the verdict's isolating policies, the service and the peer endpoint
+// of each denied direction; a verdict from EvaluateRef is immutable, so its address and
+// the connection stand for all of that. Direct-mapped, like reasonMemo.
+type deniedMemo struct{ slots []deniedSlot }
+
+type deniedSlot struct {
+	v      *evaluator.Verdict
+	c      evaluator.Connection
+	reason string
+}
+
+const deniedBits = 13
+
+func (m *deniedMemo) of(v *evaluator.Verdict, c *evaluator.Connection) string {
+	if m.slots == nil {
+		m.slots = make([]deniedSlot, 1<<deniedBits)
+	}
+	h := uint64(uintptr(unsafe.Pointer(v)))*0x9e3779b97f4a7c15 ^
+		uint64(uintptr(unsafe.Pointer(c.Src.Pod)))*0xbf58476d1ce4e5b9 ^
+		uint64(uintptr(unsafe.Pointer(c.Dst.Pod)))*0x94d049bb133111eb ^ uint64(uint32(c.Port))
+	slot := &m.slots[h>>(64-deniedBits)]
+	if slot.v != v || slot.c != *c {
+		*slot = deniedSlot{v: v, c: *c, reason: v.ReasonFor(*c)}
+	}
+	return slot.reason
+}
+
+// refsOf returns ep resolved by both engines: from the memo slot m when it holds ep's pod
+// at ep's address and both Refs are fresh (re-resolving into it otherwise), else resolved
+// into scratch.
+func refsOf(m *podMemoSlot, ep *evaluator.Endpoint, cur, enf *evaluator.Engine, scratch *refPair) *refPair {
+	if m == nil || m.pod != ep.Pod {
+		*scratch = refPair{cur: cur.Resolve(*ep), enf: enf.Resolve(*ep)}
+		return scratch
+	}
+	if m.ip != ep.IP || !cur.Fresh(&m.refs.cur) || !enf.Fresh(&m.refs.enf) {
+		m.ip, m.refs = ep.IP, refPair{cur: cur.Resolve(*ep), enf: enf.Resolve(*ep)}
+	}
+	return &m.refs
 }
 
 // reasonMemo remembers the explanations of allowed verdicts. An allowed verdict's
 // explanation names only its rules and exemptions, never the connection (see
 // evaluator.Verdict.Reason), and an Engine hands every connection with the same cache
 // key the same verdict, sharing its slices: a verdict is recognized by its slices
-// (which evaluators return read-only) and explained once instead of once per flow.
-type reasonMemo map[reasonKey]string
+// (which evaluators return read-only) and explained once instead of once per flow. An
+// open-addressing table hashed by the slices' addresses (no strings hashed) that starts
+// over past maxReasons: an evaluator that does not share slices (the Oracle) only ever
+// misses, and the bound keeps it from growing.
+type reasonMemo struct {
+	index   []uint32 // 0 is empty, else a position in entries plus one
+	entries []reasonSlot
+}
+
+type reasonSlot struct {
+	k      reasonKey
+	reason string
+}
 
 type reasonKey struct {
 	egress, ingress    ruleList
@@ -221,9 +307,8 @@ type ruleList struct {
 	n     int
 }
 
-// maxReasons bounds the memo; an evaluator that does not share slices (the Oracle)
-// only ever misses, and the bound keeps it from growing.
-const maxReasons = 1 << 14
+// maxReasons bounds the memo.
+const maxReasons = 1 << 15
 
 func listOf(rs []evaluator.RuleRef) ruleList {
 	if len(rs) == 0 {
@@ -232,20 +317,55 @@ func listOf(rs []evaluator.RuleRef) ruleList {
 	return ruleList{first: &rs[0], n: len(rs)}
 }
 
-func (m reasonMemo) reason(v evaluator.Verdict, c evaluator.Connection) string {
+func (m *reasonMemo) reason(v evaluator.Verdict, c evaluator.Connection) string { return m.of(&v, &c) }
+
+func (m *reasonMemo) of(v *evaluator.Verdict, c *evaluator.Connection) string {
 	if !v.Allowed {
-		return v.ReasonFor(c)
+		return v.ReasonFor(*c)
 	}
 	k := reasonKey{listOf(v.Egress.AllowedBy), listOf(v.Ingress.AllowedBy), v.Egress.Exempt, v.Ingress.Exempt}
-	if r, ok := m[k]; ok {
-		return r
+	h := k.hash()
+	if len(m.index) > 0 {
+		mask := uint64(len(m.index) - 1)
+		for i := h & mask; ; i = (i + 1) & mask {
+			p := m.index[i]
+			if p == 0 {
+				break
+			}
+			if e := &m.entries[p-1]; e.k == k {
+				return e.reason
+			}
+		}
 	}
-	if len(m) >= maxReasons {
-		clear(m)
+	if len(m.entries) >= maxReasons {
+		m.entries, m.index = m.entries[:0], nil
 	}
-	r := v.ReasonFor(c)
-	m[k] = r
+	if (len(m.entries)+1)*2 > len(m.index) {
+		m.index = make([]uint32, max(256, 2*len(m.index)))
+		for i := range m.entries {
+			m.insert(m.entries[i].k.hash(), uint32(i+1))
+		}
+	}
+	r := v.ReasonFor(*c)
+	m.entries = append(m.entries, reasonSlot{k: k, reason: r})
+	m.insert(h, uint32(len(m.entries)))
 	return r
+}
+
+func (m *reasonMemo) insert(h uint64, pos uint32) {
+	mask := uint64(len(m.index) - 1)
+	i := h & mask
+	for m.index[i] != 0 {
+		i = (i + 1) & mask
+	}
+	m.index[i] = pos
+}
+
+func (k *reasonKey) hash() uint64 {
+	h := (uint64(uintptr(unsafe.Pointer(k.egress.first)))^uint64(k.egress.n)<<48)*0x9e3779b97f4a7c15 ^
+		(uint64(uintptr(unsafe.Pointer(k.ingress.first)))^uint64(k.ingress.n)<<48)*0xbf58476d1ce4e5b9 ^
+		uint64(len(k.egExempt))<<8 ^ uint64(len(k.inExempt))
+	return h ^ h>>29
 }
 
 // judgeWorkloadLevel judges an observation that names two workloads but no port (the
@@ -346,8 +466,8 @@ func isReply(f *flows.Flow) bool {
 func (s *Simulator) Observe(ev flows.Event) Judgement {
 	switch ev.Kind {
 	case flows.KindFlow:
-		j := s.Judge(ev.Flow, ev.Line)
-		s.agg.add(&j)
+		j, sm, dm := s.judge(ev.Flow, ev.Line)
+		s.agg.add(&j, sm, dm)
 		return j
 	case flows.KindMalformed:
 		s.agg.malformed(ev)

@@ -139,7 +139,7 @@ func Compile(s *cluster.Snapshot, o Options) (*Result, error) {
 		warnings: map[Warning]bool{},
 		servers:  map[cluster.WorkloadID]*ruleSet{},
 		clients:  map[cluster.WorkloadID]*egressSet{},
-		checked:  map[string]bool{},
+		checked:  map[cluster.WorkloadID]bool{},
 	}
 	for _, ns := range namespaces {
 		c.enforced[ns] = true
@@ -206,7 +206,9 @@ type compiler struct {
 	// clients are the calling identities in enforced namespaces (egress only).
 	clients map[cluster.WorkloadID]*egressSet
 	// checked records identities whose selectors were already checked for overlaps.
-	checked map[string]bool
+	checked map[cluster.WorkloadID]bool
+	// consult, when set, is told every identity whose selectors a plan uses.
+	consult func(cluster.WorkloadID)
 }
 
 func (c *compiler) warn(object, format string, args ...any) {
@@ -472,34 +474,41 @@ func (c *compiler) identityPlans(role, prefix string, id cluster.WorkloadID) []*
 }
 
 // selectors returns the usable selectors of id and warns, once per identity, about those
-// that would pick more than id's pods and about pods that policies cannot reach.
+// that would pick more than id's pods and about pods that policies cannot reach. With
+// consult set (the incremental Compiler), it reports the identity there instead, and the
+// Compiler counts the warnings per identity in use.
 func (c *compiler) selectors(id cluster.WorkloadID) []selector {
-	all := c.ix.selectorsOf(id)
-	first := !c.checked[id.String()]
-	c.checked[id.String()] = true
-	object := workloadObject(id)
-	var out []selector
-	for _, s := range all {
-		if s.empty() {
-			if first {
-				c.warn(object, "pods have no labels: no selector picks them without picking every pod in the namespace; left out of the policies")
-			}
-			continue
+	switch {
+	case c.consult != nil:
+		c.consult(id)
+	case !c.checked[id]:
+		c.checked[id] = true
+		for _, w := range c.selectorWarnings(id) {
+			c.warnings[w] = true
 		}
-		out = append(out, s)
-		if !first {
+	}
+	return c.ix.usableSelectorsOf(id)
+}
+
+// selectorWarnings are the warnings about id's selectors and pods.
+func (c *compiler) selectorWarnings(id cluster.WorkloadID) []Warning {
+	var out []Warning
+	warn := func(format string, args ...any) {
+		out = append(out, Warning{Object: workloadObject(id), Message: fmt.Sprintf(format, args...)})
+	}
+	for _, s := range c.ix.selectorsOf(id) {
+		if s.empty() {
+			warn("pods have no labels: no selector picks them without picking every pod in the namespace; left out of the policies")
 			continue
 		}
 		if strays := c.ix.strays(id.Namespace, s, id); len(strays) > 0 {
-			c.warn(object, "selector %s also selects pods of %s: policies that select or admit this workload cover them too (wider than intended)", s, strings.Join(strays, ", "))
+			warn("selector %s also selects pods of %s: policies that select or admit this workload cover them too (wider than intended)", s, strings.Join(strays, ", "))
 		}
 	}
-	if first {
-		for _, p := range c.ix.podsOf[id] {
-			if p.HostNetwork {
-				c.warn(object, "pods use the host network: NetworkPolicy neither isolates them nor matches their traffic by pod selector")
-				break
-			}
+	for _, p := range c.ix.podsOf[id] {
+		if p.HostNetwork {
+			warn("pods use the host network: NetworkPolicy neither isolates them nor matches their traffic by pod selector")
+			break
 		}
 	}
 	return out

@@ -103,23 +103,33 @@ func (c *compiler) externalPlans(others []*plan) []*plan {
 	if c.o.External == ExternalOff {
 		return nil
 	}
+	compiled := make([]*networkingv1.NetworkPolicy, len(others))
+	for i, pl := range others {
+		compiled[i] = pl.p
+	}
+	return c.externalPlansOf(c.exposures(), c.s.NetworkPolicies, compiled)
+}
+
+// externalPlansOf renders the allowances of exps, judged against the snapshot's policies
+// and the compiled ones. Only policies of the exposed pods' namespaces matter (the probe
+// comes from outside, so only ingress rules decide), which lets the incremental Compiler
+// pass one namespace's.
+func (c *compiler) externalPlansOf(exps []*exposure, snapshot, compiled []*networkingv1.NetworkPolicy) []*plan {
 	var oracle evaluator.Evaluator
 	if c.o.External == ExternalOnlyIfBlocked {
-		set := make([]*networkingv1.NetworkPolicy, 0, len(c.s.NetworkPolicies)+len(others))
-		for _, p := range c.s.NetworkPolicies {
+		set := make([]*networkingv1.NetworkPolicy, 0, len(snapshot)+len(compiled))
+		for _, p := range snapshot {
 			// Policies an earlier compilation applied are replaced by this one: a stale
 			// external allowance must not count as the reason to omit a fresh one.
 			if p.Labels[ManagedByLabel] != ManagedByValue {
 				set = append(set, p)
 			}
 		}
-		for _, pl := range others {
-			set = append(set, pl.p)
-		}
+		set = append(set, compiled...)
 		oracle = evaluator.NewOracle(c.s, set)
 	}
 	var plans []*plan
-	for _, e := range c.exposures() {
+	for _, e := range exps {
 		svc := e.svc
 		object := "Service " + svc.Namespace + "/" + svc.Name
 		if len(svc.Selector) == 0 {

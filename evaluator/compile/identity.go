@@ -2,6 +2,8 @@ package compile
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -20,6 +22,12 @@ type index struct {
 	byName   map[string][]cluster.WorkloadID
 	podsOf   map[cluster.WorkloadID][]*cluster.Pod
 	podsInNS map[string][]*cluster.Pod
+	// sels memoizes selectorsOf: a rule names an identity once per caller, and
+	// converting its selectors (LabelSelectorAsSelector validates every key and value
+	// with regular expressions) was most of a compile.
+	sels map[cluster.WorkloadID][]selector
+	// usable memoizes usableSelectorsOf.
+	usable map[cluster.WorkloadID][]selector
 }
 
 func newIndex(s *cluster.Snapshot) *index {
@@ -28,6 +36,8 @@ func newIndex(s *cluster.Snapshot) *index {
 		byName:   map[string][]cluster.WorkloadID{},
 		podsOf:   map[cluster.WorkloadID][]*cluster.Pod{},
 		podsInNS: map[string][]*cluster.Pod{},
+		sels:     map[cluster.WorkloadID][]selector{},
+		usable:   map[cluster.WorkloadID][]selector{},
 	}
 	ids := map[cluster.WorkloadID]bool{}
 	for id := range s.Workloads {
@@ -82,18 +92,51 @@ type selector struct {
 // the root controller's selector for controlled pods, the full label set for pods whose
 // identity comes from the workload-name annotation or that have no controller. A
 // workload with no pods in the snapshot falls back to its own selector. Sorted by key.
+// The result is shared: callers copy before they modify.
 func (ix *index) selectorsOf(id cluster.WorkloadID) []selector {
+	if out, ok := ix.sels[id]; ok {
+		return out
+	}
+	out := ix.computeSelectors(id)
+	ix.sels[id] = out
+	return out
+}
+
+// usableSelectorsOf is selectorsOf without the empty selector, which would pick every
+// pod of the namespace. Shared like selectorsOf.
+func (ix *index) usableSelectorsOf(id cluster.WorkloadID) []selector {
+	if out, ok := ix.usable[id]; ok {
+		return out
+	}
+	var out []selector
+	for _, s := range ix.selectorsOf(id) {
+		if !s.empty() {
+			out = append(out, s)
+		}
+	}
+	ix.usable[id] = out
+	return out
+}
+
+func (ix *index) computeSelectors(id cluster.WorkloadID) []selector {
 	seen := map[string]selector{}
 	add := func(ls *metav1.LabelSelector) {
 		s := newSelector(ls)
 		seen[s.key] = s
 	}
+	// The pods of a controller carry equal copies of its selector: normalizing (and
+	// validating) costs far more than comparing, so each distinct one is normalized once.
+	var raw []*metav1.LabelSelector
 	for _, p := range ix.podsOf[id] {
-		if p.Selector != nil {
-			add(p.Selector)
-		} else {
+		if p.Selector == nil {
 			add(&metav1.LabelSelector{MatchLabels: p.Labels})
+			continue
 		}
+		if slices.ContainsFunc(raw, func(r *metav1.LabelSelector) bool { return reflect.DeepEqual(r, p.Selector) }) {
+			continue
+		}
+		raw = append(raw, p.Selector)
+		add(p.Selector)
 	}
 	if len(seen) == 0 {
 		if w := ix.s.Workloads[id]; w != nil {

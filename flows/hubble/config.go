@@ -56,6 +56,9 @@ type Config struct {
 	// BufferSize is how many events wait between the stream and the consumer. When it is
 	// full the source stops reading, gRPC flow control stops the server, and the server's
 	// own buffers overflow into lost_events: memory stays bounded and no loss is silent.
+	// The consumer takes the waiting events as one batch, so up to twice this many may be
+	// in memory; as many responses again may wait decoded for the stream loop (at most
+	// 1024).
 	BufferSize int
 
 	// KeepaliveTime is the idle time after which the client pings the server, 0 to never

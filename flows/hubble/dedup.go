@@ -54,13 +54,24 @@ func lostKey(l *flows.Lost) eventKey {
 }
 
 // dedupEntry is one remembered event: by uuid when it has one, else by key. Uuids have
-// their own map because hashing one string is several times cheaper than hashing the
-// whole tuple, and nearly every Hubble flow has one.
+// their own maps because hashing one is several times cheaper than hashing the whole
+// tuple, and nearly every Hubble flow has one; a canonical uuid is kept as its 16 bytes,
+// cheaper still to hash and to keep than the string.
 type dedupEntry struct {
+	id   [16]byte
 	uuid string
-	key  eventKey
+	key  *eventKey
+	kind entryKind
 	time time.Time
 }
+
+type entryKind uint8
+
+const (
+	entryID entryKind = iota
+	entryUUID
+	entryKey
+)
 
 // dedup remembers the keys of recent events, in arrival order, at most capacity of them.
 //
@@ -70,6 +81,7 @@ type dedupEntry struct {
 // behind a newer one only costs memory until the front moves. When capacity forces out
 // an entry still needed, floor records its time and the next replay must start after it.
 type dedup struct {
+	ids   map[[16]byte]struct{}
 	uuids map[string]struct{}
 	keys  map[eventKey]struct{}
 	ring  []dedupEntry
@@ -80,7 +92,8 @@ type dedup struct {
 
 func newDedup(capacity int) *dedup {
 	return &dedup{
-		uuids: make(map[string]struct{}, min(capacity, 1024)),
+		ids:   make(map[[16]byte]struct{}, min(capacity, 1024)),
+		uuids: make(map[string]struct{}),
 		keys:  make(map[eventKey]struct{}),
 		ring:  make([]dedupEntry, capacity),
 	}
@@ -91,15 +104,22 @@ func newDedup(capacity int) *dedup {
 func (d *dedup) add(k eventKey, t, cutoff time.Time) bool {
 	d.prune(cutoff)
 	e := dedupEntry{time: t}
-	if k.kind == flows.KindFlow && k.uuid != "" {
+	switch id, ok := parseUUID(k.uuid); {
+	case k.kind == flows.KindFlow && ok:
+		if _, dup := d.ids[id]; dup {
+			return false
+		}
+		e.id, e.kind = id, entryID
+	case k.kind == flows.KindFlow && k.uuid != "":
 		if _, dup := d.uuids[k.uuid]; dup {
 			return false
 		}
-		e.uuid = k.uuid
-	} else if _, dup := d.keys[k]; dup {
-		return false
-	} else {
-		e.key = k
+		e.uuid, e.kind = k.uuid, entryUUID
+	default:
+		if _, dup := d.keys[k]; dup {
+			return false
+		}
+		e.key, e.kind = &k, entryKey
 	}
 	if d.n == len(d.ring) {
 		old := d.pop()
@@ -109,15 +129,52 @@ func (d *dedup) add(k eventKey, t, cutoff time.Time) bool {
 	}
 	d.ring[(d.head+d.n)%len(d.ring)] = e
 	d.n++
-	if e.uuid != "" {
+	switch e.kind {
+	case entryID:
+		d.ids[e.id] = struct{}{}
+	case entryUUID:
 		d.uuids[e.uuid] = struct{}{}
-	} else {
-		d.keys[e.key] = struct{}{}
+	default:
+		d.keys[*e.key] = struct{}{}
 	}
 	return true
 }
 
-func (d *dedup) len() int { return len(d.uuids) + len(d.keys) }
+func (d *dedup) len() int { return len(d.ids) + len(d.uuids) + len(d.keys) }
+
+// parseUUID reads a uuid in its canonical form, lowercase hex with hyphens, as Hubble
+// writes it. Any other spelling is not canonical and is remembered as a string: two
+// spellings of one uuid are two keys, as they always were.
+func parseUUID(s string) (id [16]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if s[i] == '-' {
+			i--
+			continue
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return [16]byte{}, false
+		}
+		id[j] = hi<<4 | lo
+		j++
+	}
+	return id, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
 
 func (d *dedup) prune(cutoff time.Time) {
 	for d.n > 0 && d.ring[d.head].time.Before(cutoff) {
@@ -128,10 +185,13 @@ func (d *dedup) prune(cutoff time.Time) {
 func (d *dedup) pop() dedupEntry {
 	e := d.ring[d.head]
 	d.ring[d.head] = dedupEntry{}
-	if e.uuid != "" {
+	switch e.kind {
+	case entryID:
+		delete(d.ids, e.id)
+	case entryUUID:
 		delete(d.uuids, e.uuid)
-	} else {
-		delete(d.keys, e.key)
+	default:
+		delete(d.keys, *e.key)
 	}
 	d.head = (d.head + 1) % len(d.ring)
 	d.n--

@@ -124,3 +124,54 @@ func flowForKey(uuid string, t time.Time, direction string) *flows.Flow {
 		TrafficDirection: direction,
 	}
 }
+
+func TestParseUUID(t *testing.T) {
+	cases := map[string]struct {
+		in     string
+		want   [16]byte
+		wantOK bool
+	}{
+		"canonical": {
+			in:     "6513270e-269e-4d37-b2a7-4de452e6b438",
+			want:   [16]byte{0x65, 0x13, 0x27, 0x0e, 0x26, 0x9e, 0x4d, 0x37, 0xb2, 0xa7, 0x4d, 0xe4, 0x52, 0xe6, 0xb4, 0x38},
+			wantOK: true,
+		},
+		"uppercase is another spelling": {in: "6513270E-269E-4D37-B2A7-4DE452E6B438"},
+		"hyphen misplaced":              {in: "6513270e2-69e-4d37-b2a7-4de452e6b438"},
+		"not hex":                       {in: "6513270g-269e-4d37-b2a7-4de452e6b438"},
+		"too short":                     {in: "6513270e-269e-4d37-b2a7-4de452e6b43"},
+		"no hyphens":                    {in: "6513270e269e4d37b2a74de452e6b4380000"},
+		"test uuid":                     {in: "f-0"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, ok := parseUUID(tc.in)
+			if ok != tc.wantOK || got != tc.want {
+				t.Errorf("parseUUID(%q) = %x, %v; want %x, %v", tc.in, got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}
+
+// TestDedupUUIDSpellings: a canonical uuid is remembered by its bytes, others by their
+// string, and the two never meet.
+func TestDedupUUIDSpellings(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	d := newDedup(10)
+	for i, tc := range []struct {
+		uuid string
+		want bool
+	}{
+		{"6513270e-269e-4d37-b2a7-4de452e6b438", true},
+		{"6513270E-269E-4D37-B2A7-4DE452E6B438", true},
+		{"6513270e-269e-4d37-b2a7-4de452e6b438", false},
+		{"6513270E-269E-4D37-B2A7-4DE452E6B438", false},
+	} {
+		if got := d.add(eventKey{kind: flows.KindFlow, uuid: tc.uuid}, t0, t0); got != tc.want {
+			t.Errorf("add #%d %s = %v, want %v", i, tc.uuid, got, tc.want)
+		}
+	}
+	if d.len() != 2 || len(d.ids) != 1 {
+		t.Errorf("remembers %d keys, %d by bytes; want 2, 1", d.len(), len(d.ids))
+	}
+}

@@ -2,10 +2,13 @@
 // Hubble server, over gRPC with the observer API's GetFlows (follow, server-side
 // namespace and verdict filters, TLS or mutual TLS).
 //
-// The source turns the stream into normalized events with flows.FromResponse (flows,
-// lost_events as flows.KindLost, relay node_status as flows.KindNodeStatus), and reports
-// its own state as flows.KindHealth events so that the soak store never mistakes missing
-// data for clean data:
+// The source turns the stream into normalized events exactly as flows.FromResponse does
+// (flows, lost_events as flows.KindLost, relay node_status as flows.KindNodeStatus): flow
+// responses are decoded from their protobuf bytes straight into flows.Flow, reading only
+// the fields it keeps (wire.go), and anything unusual goes through proto.Unmarshal and
+// flows.FromResponse, which define the result. It reports its own state as
+// flows.KindHealth events so that the soak store never mistakes missing data for clean
+// data:
 //
 //   - Connected when a GetFlows stream is established, and again when every node of a
 //     degraded relay is back. The first stream follows from the live end, so coverage

@@ -37,6 +37,8 @@ const (
 	maxClockSkew = time.Minute
 	// minConnectTimeout is the time gRPC gives one TCP+TLS connection attempt.
 	minConnectTimeout = 20 * time.Second
+	// readBufferSize is the connection's read buffer; gRPC's default is 32 KiB.
+	readBufferSize = 256 << 10
 )
 
 // Stats counts what a Source has done. The counters only grow.
@@ -61,7 +63,7 @@ type Source struct {
 	clock  clock.Clock
 	conn   *grpc.ClientConn
 	client observerpb.ObserverClient
-	events chan flows.Event
+	out    *outbox
 	closed chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -90,6 +92,12 @@ type Source struct {
 	outage       time.Time
 	lastReported string // the last Disconnected message, to report a steady outage once
 	waited       bool   // emit had to wait for the consumer
+	dec          *wireDecoder
+	pending      []flows.Event // emitted, not yet handed to the consumer (see flush)
+
+	// Owned by the consumer (Next): the batch taken from out, and how much of it was read.
+	batch []flows.Event
+	pos   int
 }
 
 var _ flows.Source = (*Source)(nil)
@@ -121,6 +129,9 @@ func newSource(cfg Config, clk clock.Clock, rnd func() float64) (*Source, error)
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("shadowgate"),
+		// A relay streams a flow of about 1 KB per message, hundreds of thousands a
+		// second: a larger read buffer takes fewer system calls for them.
+		grpc.WithReadBufferSize(readBufferSize),
 		// gRPC's own reconnect schedule follows ours, so that a stream attempt after our
 		// backoff is not answered with a transport failure cached for up to two minutes.
 		grpc.WithConnectParams(grpc.ConnectParams{
@@ -150,7 +161,7 @@ func newSource(cfg Config, clk clock.Clock, rnd func() float64) (*Source, error)
 		clock:   clk,
 		conn:    conn,
 		client:  observerpb.NewObserverClient(conn),
-		events:  make(chan flows.Event, cfg.BufferSize),
+		out:     newOutbox(cfg.BufferSize),
 		closed:  make(chan struct{}),
 		cancel:  cancel,
 		request: &observerpb.GetFlowsRequest{Follow: true, Whitelist: cfg.whitelist()},
@@ -161,6 +172,7 @@ func newSource(cfg Config, clk clock.Clock, rnd func() float64) (*Source, error)
 			rand:    rnd,
 		},
 		dedup:         newDedup(cfg.DedupWindow),
+		dec:           newWireDecoder(),
 		certRequested: certRequested,
 	}
 	s.wg.Add(1)
@@ -180,14 +192,20 @@ func (s *Source) Next(ctx context.Context) (flows.Event, error) {
 		return flows.Event{}, s.errClosed()
 	default:
 	}
-	select {
-	case ev := <-s.events:
-		return ev, nil
-	case <-ctx.Done():
-		return flows.Event{}, ctx.Err()
-	case <-s.closed:
-		return flows.Event{}, s.errClosed()
+	for s.pos == len(s.batch) {
+		if s.batch, s.pos = s.out.take(s.batch), 0; len(s.batch) > 0 {
+			break
+		}
+		select {
+		case <-s.out.ready:
+		case <-ctx.Done():
+			return flows.Event{}, ctx.Err()
+		case <-s.closed:
+			return flows.Event{}, s.errClosed()
+		}
 	}
+	s.pos++
+	return s.batch[s.pos-1], nil
 }
 
 func (s *Source) errClosed() error {
@@ -262,11 +280,6 @@ func (s *Source) reportDown(ctx context.Context, err error) bool {
 	return s.emitHealth(ctx, flows.Health{Time: now, State: flows.Disconnected, Message: msg})
 }
 
-type recvResult struct {
-	resp *observerpb.GetFlowsResponse
-	err  error
-}
-
 type statusResult struct {
 	resp *observerpb.ServerStatusResponse
 	err  error
@@ -299,7 +312,7 @@ func (s *Source) follow(ctx context.Context) (gotData bool, err error) {
 	defer wg.Wait()
 	defer cancel()
 
-	stream, err := s.client.GetFlows(sctx, req)
+	stream, err := s.client.GetFlows(sctx, req, grpc.ForceCodecV2(streamCodec{}))
 	if err != nil {
 		return false, fmt.Errorf("GetFlows: %w", err)
 	}
@@ -321,22 +334,22 @@ func (s *Source) follow(ctx context.Context) (gotData bool, err error) {
 		return false, ctx.Err()
 	}
 
-	recvCh := make(chan recvResult)
+	// Responses are received and decoded on their own goroutine and taken from in in
+	// batches: whatever arrived while the previous batch was handled.
+	in := newInbox(min(s.cfg.BufferSize, maxInboxBatch))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		t := &recvTarget{dec: s.dec}
 		for {
-			resp, err := stream.Recv()
-			select {
-			case recvCh <- recvResult{resp, err}:
-			case <-sctx.Done():
+			err := stream.RecvMsg(t)
+			if !in.put(sctx, t.ev, err) || err != nil {
 				return
 			}
-			if err != nil {
-				return
-			}
+			t.ev = flows.Event{}
 		}
 	}()
+	var batch []flows.Event
 
 	var statusCh chan statusResult
 	if s.cfg.ServerStatusInterval > 0 {
@@ -368,26 +381,35 @@ func (s *Source) follow(ctx context.Context) (gotData bool, err error) {
 		case <-ctx.Done():
 			return gotData, ctx.Err()
 
-		case r := <-recvCh:
-			if errors.Is(r.err, io.EOF) {
+		case <-in.ready:
+			var rerr error
+			batch, rerr = in.take(batch)
+			if len(batch) > 0 {
+				gotData = true
+				c.lastRecv = s.clock.Now()
+				s.responses.Add(uint64(len(batch)))
+				for _, ev := range batch {
+					if !s.handle(ctx, c, ev) {
+						return gotData, ctx.Err()
+					}
+				}
+				if !s.flush(ctx) {
+					return gotData, ctx.Err()
+				}
+				if !c.catchingUp {
+					catchC = nil
+				}
+				// Time spent waiting for a slow consumer is not server silence.
+				if s.waited {
+					s.waited = false
+					c.lastRecv = s.clock.Now()
+				}
+			}
+			if errors.Is(rerr, io.EOF) {
 				return gotData, errors.New("GetFlows stream: the server ended the stream")
 			}
-			if r.err != nil {
-				return gotData, fmt.Errorf("GetFlows stream: %w", r.err)
-			}
-			gotData = true
-			c.lastRecv = s.clock.Now()
-			s.responses.Add(1)
-			if !s.handle(ctx, c, r.resp) {
-				return gotData, ctx.Err()
-			}
-			if !c.catchingUp {
-				catchC = nil
-			}
-			// Time spent waiting for a slow consumer is not server silence.
-			if s.waited {
-				s.waited = false
-				c.lastRecv = s.clock.Now()
+			if rerr != nil {
+				return gotData, fmt.Errorf("GetFlows stream: %w", rerr)
 			}
 
 		case <-stallC:
@@ -422,9 +444,8 @@ func (s *Source) follow(ctx context.Context) (gotData bool, err error) {
 	}
 }
 
-// handle turns one response into events. It returns false when ctx ended.
-func (s *Source) handle(ctx context.Context, c *conn, resp *observerpb.GetFlowsResponse) bool {
-	ev := flows.FromResponse(resp)
+// handle turns one response, decoded, into events. It returns false when ctx ended.
+func (s *Source) handle(ctx context.Context, c *conn, ev flows.Event) bool {
 	cutoff := s.resume.Add(-s.cfg.ReplayOverlap)
 	switch ev.Kind {
 	case flows.KindFlow:
@@ -523,24 +544,39 @@ func (s *Source) handleStatus(ctx context.Context, c *conn, st statusResult) boo
 	return s.emitHealth(ctx, flows.Health{Time: s.clock.Now(), State: flows.Degraded, Nodes: nodes, Message: msg})
 }
 
+// emitHealth hands h, after everything emitted before it, to the consumer.
 func (s *Source) emitHealth(ctx context.Context, h flows.Health) bool {
 	h.Source = SourceName
-	return s.emit(ctx, flows.Event{Kind: flows.KindHealth, Health: &h})
+	s.emit(ctx, flows.Event{Kind: flows.KindHealth, Health: &h})
+	return s.flush(ctx)
 }
 
-// emit hands ev to the consumer, waiting while the buffer is full. It returns false when
-// ctx ended first.
-func (s *Source) emit(ctx context.Context, ev flows.Event) bool {
-	select {
-	case s.events <- ev:
-		return true
-	default:
+// emit queues ev for the consumer; flush hands it over. The stream loop flushes after
+// each batch of responses, so that the consumer is woken once per batch rather than
+// once per flow. It returns false when ctx ended.
+func (s *Source) emit(_ context.Context, ev flows.Event) bool {
+	s.pending = append(s.pending, ev)
+	return true
+}
+
+// flush hands the pending events to the consumer, waiting while the buffer is full. It
+// returns false when ctx ended first.
+func (s *Source) flush(ctx context.Context) bool {
+	p := s.pending
+	for len(p) > 0 {
+		n := s.out.put(p)
+		p = p[n:]
+		if len(p) == 0 {
+			break
+		}
+		s.waited = true
+		select {
+		case <-s.out.space:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	s.waited = true
-	select {
-	case s.events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	clear(s.pending)
+	s.pending = s.pending[:0]
+	return true
 }

@@ -22,6 +22,7 @@ func smallRun() bench.RunOptions {
 	o := bench.DefaultRunOptions(bench.ProfileS)
 	o.Flows, o.HotPathOps, o.OracleConns = 2_000, 20_000, 200
 	o.PodEvents, o.PolicyEvents, o.IntentEvents = 6, 6, 1
+	o.MemoryProfile, o.MemoryEdges, o.MemoryHours = bench.ProfileS, 2_000, 2
 	o.Clock = clock.RealClock{}
 	return o
 }
@@ -51,7 +52,7 @@ func TestRun(t *testing.T) {
 		"optimized / oracle on the same connections",
 		"incremental update: pod event (add a rollout replica, delete a pod)",
 		"incremental update: policy event (one policy changed)",
-		"incremental update: intent event, engine part (changed policies applied)",
+		"incremental update: intent event (compile + engine)",
 		"peak RSS (VmHWM)",
 		"per-flow cost, profile S to L",
 		"gRPC ingest from the observer test server",

@@ -583,9 +583,34 @@ type Judge func(namespace string, key EdgeKey) (uncovered bool, reason string)
 func (s *Store) Reevaluate(judge Judge) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reevaluateLocked(judge, nil)
+}
+
+// ReevaluateWhere re-judges only the stored edges with a peer for which affected is true,
+// and returns how many it re-judged. It is for changes whose effect is known to be
+// confined: a NetworkPolicy only ever applies to pods of its own namespace, so when only
+// the policies of some namespaces changed, an edge with no peer in them keeps its verdict.
+// affected is asked once per distinct peer, not once per edge.
+func (s *Store) ReevaluateWhere(judge Judge, affected func(Peer) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mark := make([]bool, len(s.peers))
+	for i, p := range s.peers {
+		mark[i] = affected(p)
+	}
+	return s.reevaluateLocked(judge, mark)
+}
+
+// reevaluateLocked re-judges the edges with a marked peer, or all of them when mark is nil.
+func (s *Store) reevaluateLocked(judge Judge, mark []bool) int {
+	n := 0
 	for _, d := range s.ns {
 		for i := range d.edges {
 			e := &d.edges[i]
+			if mark != nil && !mark[e.ekey.src] && !mark[e.ekey.dst] {
+				continue
+			}
+			n++
 			unc, reason := judge(d.name, s.edgeKey(e.ekey))
 			e.uncovered = unc
 			if s.reasons[e.reason] != reason {
@@ -594,6 +619,7 @@ func (s *Store) Reevaluate(judge Judge) {
 		}
 	}
 	s.sweep()
+	return n
 }
 
 func (s *Store) edgeKey(k ekey) EdgeKey {

@@ -36,6 +36,10 @@ type benchOptions struct {
 	FlowsFile string // run --flows-file
 	Scaling   bool   // run --scaling
 	HotPath   int    // run --hot-path-ops
+	// run --memory-profile and --memory-edges: the daemon state measured in a child
+	// process ("" and 0 for the defaults, L and 1,000,000).
+	MemoryProfile string
+	MemoryEdges   int
 }
 
 func addBenchFlags(cmd *cobra.Command, defaultProfile string) {
@@ -54,6 +58,9 @@ func benchOptionsFrom(v *viper.Viper) benchOptions {
 		FlowsFile: v.GetString("flows-file"),
 		Scaling:   v.GetBool("scaling"),
 		HotPath:   v.GetInt("hot-path-ops"),
+
+		MemoryProfile: v.GetString("memory-profile"),
+		MemoryEdges:   v.GetInt("memory-edges"),
 	}
 }
 
@@ -70,6 +77,14 @@ func (o benchOptions) validate(outputs ...string) (bench.Profile, error) {
 	}
 	if o.HotPath < 0 {
 		errs = append(errs, fmt.Errorf("--hot-path-ops %d: must be at least 1", o.HotPath))
+	}
+	if o.MemoryProfile != "" {
+		if _, err := bench.ProfileByName(o.MemoryProfile); err != nil {
+			errs = append(errs, fmt.Errorf("--memory-profile: %w", err))
+		}
+	}
+	if o.MemoryEdges < 0 {
+		errs = append(errs, fmt.Errorf("--memory-edges %d: must be at least 1", o.MemoryEdges))
 	}
 	if len(outputs) > 0 && !contains(outputs, o.Output) {
 		errs = append(errs, fmt.Errorf("-o %q: must be one of table, json", o.Output))
@@ -146,6 +161,12 @@ Exit codes: 0 measured (whatever the figures), 2 bad input, 1 internal error.`,
 			if o.HotPath > 0 {
 				ro.HotPathOps = o.HotPath
 			}
+			if o.MemoryProfile != "" {
+				ro.MemoryProfile, _ = bench.ProfileByName(o.MemoryProfile) // validated
+			}
+			if o.MemoryEdges > 0 {
+				ro.MemoryEdges = o.MemoryEdges
+			}
 			ro.Log = cmd.ErrOrStderr()
 			if o.FlowsFile != "" {
 				if _, err := os.Stat(o.FlowsFile); err != nil {
@@ -164,6 +185,8 @@ Exit codes: 0 measured (whatever the figures), 2 bad input, 1 internal error.`,
 	cmd.Flags().String("flows-file", "", "replay this file (from bench gen, same profile and seed) instead of generating one")
 	cmd.Flags().Bool("scaling", false, "also replay profiles S and L and compare the cost per flow")
 	cmd.Flags().Int("hot-path-ops", 0, "verdicts the hot-path measurement takes (default 10,000,000)")
+	cmd.Flags().String("memory-profile", "", "profile whose daemon state the memory row measures, in a child process (default L)")
+	cmd.Flags().Int("memory-edges", 0, "distinct edges the memory row stores (default 1,000,000)")
 	return cmd
 }
 

@@ -61,6 +61,8 @@ func TestBenchBadInput(t *testing.T) {
 		"run with a missing flow file": {args: []string{"bench", "run", "--profile", "S", "--flows-file", "nope.jsonl"}, wantErr: []string{"--flows-file", "nope.jsonl"}},
 		"a seed that is not a number":  {args: []string{"bench", "gen", "--seed", "x", "-o", "d"}, wantErr: []string{"invalid argument"}},
 		"negative hot-path ops":        {args: []string{"bench", "run", "--hot-path-ops", "-1"}, wantErr: []string{"--hot-path-ops -1"}},
+		"unknown memory profile":       {args: []string{"bench", "run", "--memory-profile", "XL"}, wantErr: []string{"--memory-profile"}},
+		"negative memory edges":        {args: []string{"bench", "run", "--memory-edges", "-5"}, wantErr: []string{"--memory-edges -5"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -79,7 +81,8 @@ func TestBenchBadInput(t *testing.T) {
 
 // TestBenchRunJSON runs the smallest profile end to end through the command.
 func TestBenchRunJSON(t *testing.T) {
-	code, out, errOut := run(t, "", "bench", "run", "--profile", "S", "--flows", "2000", "--hot-path-ops", "20000", "-o", "json")
+	code, out, errOut := run(t, "", "bench", "run", "--profile", "S", "--flows", "2000", "--hot-path-ops", "20000",
+		"--memory-profile", "S", "--memory-edges", "2000", "-o", "json")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}

@@ -215,15 +215,10 @@ loop:
 				live.SnapshotFailed(err)
 				logf("error: reloading the cluster snapshot (evaluation continues on the last good one; the soak records a gap): %v", err)
 			case d != digest:
-				nsim, err := simulate.New(next, o.simulateOptions(next, true))
-				if err != nil {
-					live.SnapshotFailed(err)
-					logf("error: compiling the new snapshot: %v", err)
+				if err := reloadLive(live, next, o.simulateOptions(next, true), logf); err != nil {
 					continue
 				}
-				took := live.Swap(nsim)
 				digest = d
-				logf("cluster snapshot changed: recompiled and re-judged every stored edge in %s", took.Round(time.Millisecond))
 			}
 		case <-summary.C():
 			writeSummary(cmd.OutOrStdout(), live.Report(), tty)
@@ -283,6 +278,31 @@ func openLiveSources(o Options, lo LiveOptions, clk clock.Clock) ([]simulate.Nam
 		out = append(out, simulate.NamedSource{Name: mapper.SourceName, Source: src})
 	}
 	return out, closeAll, nil
+}
+
+// reloadLive moves live to a changed snapshot: in place when it can (only the changed
+// ClientIntents recompiled, only the changed pods, namespaces and policies handed to the
+// engines), else with a new simulator. Either way every stored edge is re-judged. An
+// error has been logged and recorded as a snapshot gap.
+func reloadLive(live *simulate.Live, next *cluster.Snapshot, opts simulate.Options, logf func(string, ...any)) error {
+	r, err := live.Update(next, opts)
+	if err == nil {
+		logf("cluster snapshot changed: updated the policy sets in place and re-judged the %d of %d stored edges it could affect in %s",
+			r.Rejudged, r.Stored, r.Took.Round(time.Millisecond))
+		return nil
+	}
+	if !errors.Is(err, simulate.ErrRebuild) {
+		logf("warning: updating the simulator in place: %v; rebuilding it", err)
+	}
+	nsim, err := simulate.New(next, opts)
+	if err != nil {
+		live.SnapshotFailed(err)
+		logf("error: compiling the new snapshot: %v", err)
+		return err
+	}
+	took := live.Swap(nsim)
+	logf("cluster snapshot changed: recompiled and re-judged every stored edge in %s", took.Round(time.Millisecond))
+	return nil
 }
 
 // loadSnapshotDigest loads the snapshot and fingerprints its files, so a reload only

@@ -42,6 +42,7 @@ const (
 	stepClose
 	stepStall
 	stepUnavailable
+	stepEncoded
 )
 
 // Step is one instruction of a stream's script. Build steps with SendFlows, SendLost,
@@ -55,6 +56,8 @@ type Step struct {
 	code   codes.Code
 	msg    string
 	nodes  []string
+	// encoded are marshaled GetFlowsResponses, for SendEncoded.
+	encoded [][]byte
 }
 
 // String names the step, for test failure messages.
@@ -70,6 +73,8 @@ func (s Step) String() string {
 		return "stall until released"
 	case stepUnavailable:
 		return fmt.Sprintf("unavailable nodes %v", s.nodes)
+	case stepEncoded:
+		return fmt.Sprintf("send %d encoded responses", len(s.encoded))
 	}
 	return "invalid step"
 }
@@ -100,6 +105,14 @@ func SendNodeStatus(t time.Time, st *relaypb.NodeStatusEvent) Step {
 // memory or in the ring.
 func GenerateFlows(n int, gen func(i int) *flowpb.Flow) Step {
 	return Step{kind: stepGenerate, n: n, gen: gen}
+}
+
+// SendEncoded sends msgs, each a marshaled GetFlowsResponse, to this stream as they are:
+// not through the ring, so they are not filtered, not replayed to a later stream and not
+// seen by other streams. Throughput benchmarks use it so that the server's own
+// marshaling is not counted as the client's cost. The server does not check the bytes.
+func SendEncoded(msgs [][]byte) Step {
+	return Step{kind: stepEncoded, encoded: msgs}
 }
 
 // NodeUnavailable marks nodes unavailable in ServerStatus and sends the NODE_UNAVAILABLE

@@ -16,6 +16,10 @@
 //     unavailable_nodes.
 //
 // Every other method answers Unimplemented.
+//
+// Start is for tests; NewServer, which returns an error instead of failing a test, is for
+// programs such as `shadowgate bench run`, which with SendEncoded streams messages
+// marshaled beforehand at the rate the client takes them.
 package hubbletest
 
 import (
@@ -126,26 +130,41 @@ type Server struct {
 // Start serves sc on 127.0.0.1 (see ListenAddress) until the test ends or Stop.
 func Start(tb testing.TB, sc Scenario, opts ...Option) *Server {
 	tb.Helper()
+	s, err := NewServer(sc, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// NewServer serves sc on 127.0.0.1 (see ListenAddress) until Stop, which the caller
+// must call. It is Start for programs that are not tests, such as benchmarks run from
+// the command line.
+func NewServer(sc Scenario, opts ...Option) (*Server, error) {
 	o := options{addr: "127.0.0.1:0", capacity: DefaultRingCapacity}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.capacity < 1 {
-		tb.Fatalf("hubbletest: RingCapacity %d, want at least 1", o.capacity)
+		return nil, fmt.Errorf("hubbletest: RingCapacity %d, want at least 1", o.capacity)
 	}
 	if o.clientCAs != nil && o.cert == nil {
-		tb.Fatalf("hubbletest: WithClientCAs needs WithTLS")
+		return nil, errors.New("hubbletest: WithClientCAs needs WithTLS")
 	}
 	lis, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		tb.Fatalf("hubbletest: listen on %s: %v", o.addr, err)
+		return nil, fmt.Errorf("hubbletest: listen on %s: %w", o.addr, err)
 	}
 
 	// Clients may ping as often as gRPC lets them: keepalive tests must not be cut short
 	// by the default enforcement, which Hubble servers keep and Config documents.
-	serverOpts := []grpc.ServerOption{grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-		MinTime: time.Second, PermitWithoutStream: true,
-	})}
+	serverOpts := []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.ForceServerCodecV2(serverCodec{}),
+		// Fewer, larger writes when streaming at rate, as a relay's are.
+		grpc.WriteBufferSize(256 << 10),
+	}
 	if o.cert != nil {
 		conf := &tls.Config{Certificates: []tls.Certificate{*o.cert}, MinVersion: tls.VersionTLS12}
 		if o.clientCAs != nil {
@@ -184,8 +203,7 @@ func Start(tb testing.TB, sc Scenario, opts ...Option) *Server {
 		// client under test will report.
 		_ = s.grpc.Serve(lis)
 	}()
-	tb.Cleanup(s.Stop)
-	return s
+	return s, nil
 }
 
 // Addr is the server's host:port.
@@ -372,6 +390,12 @@ func (s *Server) getFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStr
 		if len(script) > 0 {
 			step := script[0]
 			script = script[1:]
+			if step.kind == stepEncoded {
+				if err := s.sendEncoded(stream, step.encoded); err != nil {
+					return err
+				}
+				continue
+			}
 			rest, err := s.do(ctx, step)
 			if errors.Is(err, errEndStream) {
 				return nil
@@ -438,6 +462,28 @@ func (s *Server) send(stream grpc.ServerStreamingServer[observerpb.GetFlowsRespo
 		return err
 	}
 	s.update(func(st *Stats) { st.Sent++ })
+	return nil
+}
+
+// sendEncoded sends msgs as they are, counting them in Stats.Sent every so often rather
+// than one by one: a stats update wakes every waiter.
+func (s *Server) sendEncoded(stream grpc.ServerStreamingServer[observerpb.GetFlowsResponse], msgs [][]byte) error {
+	const statsEvery = 1024
+	// Reusing e is safe: SendMsg marshals it before returning, and the bytes, which the
+	// transport may hold longer, are never modified.
+	e := &encodedMessage{}
+	sent := 0
+	defer func() { s.update(func(st *Stats) { st.Sent += sent }) }()
+	for i, b := range msgs {
+		e.b = b
+		if err := stream.SendMsg(e); err != nil {
+			return err
+		}
+		if sent++; (i+1)%statsEvery == 0 {
+			s.update(func(st *Stats) { st.Sent += sent })
+			sent = 0
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package hubbletest
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -418,5 +420,52 @@ func TestStop(t *testing.T) {
 	s = stream(t, dial(t, again), &observerpb.GetFlowsRequest{Follow: true})
 	if diff := cmp.Diff([]string{"f-0"}, recv(t, s, 1)); diff != "" {
 		t.Errorf("after restart (-want +got):\n%s", diff)
+	}
+}
+
+// TestSendEncoded: marshaled responses reach the stream as they are, in order, after
+// what the ring held for it, without passing through the ring or its filters.
+func TestSendEncoded(t *testing.T) {
+	fs := Series(3, t0, time.Second, spec)
+	var msgs [][]byte
+	for _, f := range fs[1:] {
+		b, err := proto.Marshal(flowEvent(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, b)
+	}
+	srv := Start(t, Scenario{Streams: [][]Step{{SendFlows(fs[0]), SendEncoded(msgs), SendFlows(fs[0])}}})
+	// A filter that keeps nothing: the encoded responses bypass it.
+	s := stream(t, dial(t, srv), &observerpb.GetFlowsRequest{Follow: true, Whitelist: []*flowpb.FlowFilter{{SourcePod: []string{"elsewhere/"}}}})
+	if diff := cmp.Diff([]string{"f-1", "f-2"}, recv(t, s, 2)); diff != "" {
+		t.Errorf("responses (-want +got):\n%s", diff)
+	}
+	waitFor(t, srv, "both counted", func(st Stats) bool { return st.Sent == 2 })
+	if got := len(srv.Requests()); got != 1 {
+		t.Errorf("%d requests, want 1", got)
+	}
+}
+
+func TestNewServerErrors(t *testing.T) {
+	cases := map[string]struct {
+		opts []Option
+		want string
+	}{
+		"ring capacity":    {opts: []Option{RingCapacity(0)}, want: "hubbletest: RingCapacity 0, want at least 1"},
+		"mTLS without TLS": {opts: []Option{WithClientCAs(x509.NewCertPool())}, want: "hubbletest: WithClientCAs needs WithTLS"},
+		"bad address":      {opts: []Option{ListenAddress("256.0.0.1:0")}, want: "hubbletest: listen on 256.0.0.1:0"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			srv, err := NewServer(Scenario{}, tc.opts...)
+			if err == nil {
+				srv.Stop()
+				t.Fatalf("NewServer succeeded, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to contain %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,339 @@
+package compile
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/shadowgate/shadowgate/evaluator"
+	"github.com/shadowgate/shadowgate/evaluator/cluster"
+	"github.com/shadowgate/shadowgate/evaluator/intents"
+)
+
+// incrementalOptions are the option sets the incremental Compiler is held to Compile
+// with: every external mode, egress, fixed and targeted namespaces.
+func incrementalOptions() map[string]Options {
+	return map[string]Options{
+		"targeted, only-if-blocked":       {AlwaysAllow: []AlwaysAllow{monitoring}},
+		"targeted, egress":                {Egress: true, AlwaysAllow: []AlwaysAllow{monitoring}},
+		"external always":                 {External: ExternalAlways},
+		"external off":                    {External: ExternalOff},
+		"fixed namespaces, egress":        {Namespaces: []string{"shop", "payments"}, Egress: true},
+		"fixed namespaces, only-if-block": {Namespaces: []string{"shop", "payments", "platform", "data"}},
+	}
+}
+
+// TestCompilerMatchesCompile: a fresh Compiler is Compile, on every golden fixture.
+func TestCompilerMatchesCompile(t *testing.T) {
+	for _, fixture := range []string{"testdata/shop", "testdata/broken"} {
+		s, err := cluster.Load(fixture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, o := range incrementalOptions() {
+			t.Run(fixture+"/"+name, func(t *testing.T) {
+				k, err := NewCompiler(s, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertSameResult(t, s, o, k)
+			})
+		}
+	}
+}
+
+// TestCompilerRandomIntentEvents applies random sequences of ClientIntents events (add a
+// target, drop a target, change the client, delete, restore, create) and requires,
+// after each one, that the Compiler's result is byte-identical to Compile of the new
+// snapshot and that its deltas, applied in order, give exactly that policy set.
+func TestCompilerRandomIntentEvents(t *testing.T) {
+	events, seeds := 20, uint64(2)
+	if testing.Short() || raceEnabled {
+		events, seeds = 6, 1
+	}
+	for _, fixture := range []string{"testdata/shop", "testdata/broken"} {
+		s, err := cluster.Load(fixture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, o := range incrementalOptions() {
+			for seed := range seeds {
+				t.Run(fmt.Sprintf("%s/%s/seed=%d", fixture, name, seed), func(t *testing.T) {
+					randomIntentEvents(t, s, o, seed, events)
+				})
+			}
+		}
+	}
+}
+
+// randomIntentEvents is the property behind TestCompilerRandomIntentEvents.
+func randomIntentEvents(t *testing.T, s *cluster.Snapshot, o Options, seed uint64, events int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	k, err := NewCompiler(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := policyMap(k.Result().Policies)
+	pool := targetPool(s)
+	removed := []*intents.ClientIntents{}
+	cur := s
+	for i := range events {
+		next, what := randomIntentEvent(rng, cur, pool, &removed, i)
+		if next == nil {
+			continue
+		}
+		var d *Delta
+		if rng.IntN(4) == 0 {
+			d, err = k.Update(next)
+		} else {
+			_, keys := diffKeys(cur, next)
+			d, err = k.UpdateIntents(next, keys)
+		}
+		if err != nil {
+			t.Fatalf("event %d (%s): %v", i, what, err)
+		}
+		for _, ref := range d.Remove {
+			if _, ok := applied[ref]; !ok {
+				t.Fatalf("event %d (%s): removes %v, which was never handed out", i, what, ref)
+			}
+			delete(applied, ref)
+		}
+		for _, p := range d.Upsert {
+			applied[evaluator.PolicyRef{Namespace: p.Namespace, Name: p.Name}] = p
+		}
+		want, err := Compile(next, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(policyMap(want.Policies), applied); diff != "" {
+			t.Fatalf("event %d (%s): policies after the deltas (-Compile +applied):\n%s", i, what, diff)
+		}
+		assertResult(t, want, k)
+		if t.Failed() {
+			t.Fatalf("event %d (%s)", i, what)
+		}
+		cur = next
+	}
+}
+
+func diffKeys(prev, next *cluster.Snapshot) (*cluster.Snapshot, []string) {
+	return next, ChangedIntents(prev, next)
+}
+
+func assertSameResult(t *testing.T, s *cluster.Snapshot, o Options, k *Compiler) {
+	t.Helper()
+	want, err := Compile(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertResult(t, want, k)
+}
+
+func assertResult(t *testing.T, want *Result, k *Compiler) {
+	t.Helper()
+	// JSON holds every field and is several times cheaper than the YAML of Manifests,
+	// which is rendered only to show a difference.
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotJSON, err := json.Marshal(k.Result())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(wantJSON) == string(gotJSON) {
+		return
+	}
+	wantYAML, _ := want.Manifests()
+	gotYAML, _ := k.Result().Manifests()
+	t.Errorf("Compiler result (-Compile +Compiler):\n%s", cmp.Diff(string(wantYAML), string(gotYAML)))
+	if diff := cmp.Diff(want.Namespaces, k.Result().Namespaces); diff != "" {
+		t.Errorf("namespaces (-Compile +Compiler):\n%s", diff)
+	}
+}
+
+func policyMap(ps []*networkingv1.NetworkPolicy) map[evaluator.PolicyRef]*networkingv1.NetworkPolicy {
+	out := map[evaluator.PolicyRef]*networkingv1.NetworkPolicy{}
+	for _, p := range ps {
+		out[evaluator.PolicyRef{Namespace: p.Namespace, Name: p.Name}] = p
+	}
+	return out
+}
+
+// targetPool is every target some ClientIntents of s names, plus one per identity of
+// the snapshot (so events can call servers nobody called) and one unknown workload.
+func targetPool(s *cluster.Snapshot) []intents.Target {
+	var pool []intents.Target
+	for _, ci := range s.Intents {
+		for _, t := range ci.Targets {
+			if t.Namespace == "" {
+				t.Namespace = ci.Namespace
+				t.Raw = t.Name + "." + ci.Namespace
+			}
+			pool = append(pool, t)
+		}
+	}
+	ids := map[cluster.WorkloadID]bool{}
+	for _, p := range s.Pods {
+		if !p.Workload.IsZero() {
+			ids[p.Workload] = true
+		}
+	}
+	for _, id := range sortedIDs(ids) {
+		pool = append(pool, intents.Target{Type: intents.TargetWorkload, Name: id.Name, Namespace: id.Namespace, Raw: id.Name + "." + id.Namespace})
+	}
+	pool = append(pool, intents.Target{Type: intents.TargetWorkload, Name: "nobody", Namespace: "shop", Raw: "nobody.shop"})
+	return pool
+}
+
+// randomIntentEvent returns the next snapshot and what changed, or nil when the drawn
+// event does not apply.
+func randomIntentEvent(rng *rand.Rand, s *cluster.Snapshot, pool []intents.Target, removed *[]*intents.ClientIntents, i int) (*cluster.Snapshot, string) {
+	pick := func() *intents.ClientIntents {
+		if len(s.Intents) == 0 {
+			return nil
+		}
+		return s.Intents[rng.IntN(len(s.Intents))]
+	}
+	switch rng.IntN(6) {
+	case 0: // a new target
+		ci := pick()
+		if ci == nil {
+			return nil, ""
+		}
+		n := copyIntents(ci)
+		n.Targets = append(n.Targets, pool[rng.IntN(len(pool))])
+		next, _ := ReplaceIntents(s, []*intents.ClientIntents{n}, nil)
+		return next, "add a target to " + ci.Key()
+	case 1: // a target dropped
+		ci := pick()
+		if ci == nil || len(ci.Targets) == 0 {
+			return nil, ""
+		}
+		n := copyIntents(ci)
+		j := rng.IntN(len(n.Targets))
+		n.Targets = slices.Delete(n.Targets, j, j+1)
+		next, _ := ReplaceIntents(s, []*intents.ClientIntents{n}, nil)
+		return next, "drop a target of " + ci.Key()
+	case 2: // the client renamed to another workload of its namespace, or to nobody
+		ci := pick()
+		if ci == nil {
+			return nil, ""
+		}
+		n := copyIntents(ci)
+		t := pool[rng.IntN(len(pool))]
+		n.Client = intents.Workload{Name: t.Name, Kind: t.Kind}
+		next, _ := ReplaceIntents(s, []*intents.ClientIntents{n}, nil)
+		return next, "change the client of " + ci.Key()
+	case 3: // deleted
+		ci := pick()
+		if ci == nil {
+			return nil, ""
+		}
+		*removed = append(*removed, ci)
+		next, _ := ReplaceIntents(s, nil, []string{ci.Key()})
+		return next, "delete " + ci.Key()
+	case 4: // a deleted one restored
+		if len(*removed) == 0 {
+			return nil, ""
+		}
+		ci := (*removed)[rng.IntN(len(*removed))]
+		next, _ := ReplaceIntents(s, []*intents.ClientIntents{ci}, nil)
+		return next, "restore " + ci.Key()
+	default: // a new ClientIntents for a random client with random targets
+		t := pool[rng.IntN(len(pool))]
+		n := &intents.ClientIntents{Namespace: t.Namespace, Name: fmt.Sprintf("new-%d", i), APIVersion: "k8s.otterize.com/v2beta1",
+			Client: intents.Workload{Name: t.Name}}
+		for range 1 + rng.IntN(3) {
+			n.Targets = append(n.Targets, pool[rng.IntN(len(pool))])
+		}
+		next, _ := ReplaceIntents(s, []*intents.ClientIntents{n}, nil)
+		return next, "create " + n.Key()
+	}
+}
+
+func copyIntents(ci *intents.ClientIntents) *intents.ClientIntents {
+	n := *ci
+	n.Targets = slices.Clone(ci.Targets)
+	return &n
+}
+
+// TestCompilerUpdateRecompiles: a change outside the ClientIntents (a pod gone) is
+// compiled from scratch, and the delta still names only what changed.
+func TestCompilerUpdateRecompiles(t *testing.T) {
+	s, err := cluster.Load("testdata/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Egress: true}
+	k, err := NewCompiler(s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := policyMap(k.Result().Policies)
+	next := *s
+	next.Pods = nil
+	for _, p := range s.Pods {
+		if p.Workload.Name != "frontend" {
+			next.Pods = append(next.Pods, p)
+		}
+	}
+	next.Index()
+	d, err := k.Update(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Empty() {
+		t.Fatal("removing the frontend pods changed nothing")
+	}
+	for _, p := range d.Upsert {
+		ref := evaluator.PolicyRef{Namespace: p.Namespace, Name: p.Name}
+		if old, ok := before[ref]; ok && cmp.Equal(old, p) {
+			t.Errorf("upsert %v is unchanged", ref)
+		}
+	}
+	assertSameResult(t, &next, o, k)
+
+	// Nothing changed: nothing to do.
+	d, err = k.Update(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Empty() {
+		t.Errorf("an identical snapshot gave %d upserts and %d removals", len(d.Upsert), len(d.Remove))
+	}
+}
+
+// TestCompilerUnsortedIntents: a snapshot assembled by hand may list its ClientIntents in
+// any order; the Compiler finds them by key all the same.
+func TestCompilerUnsortedIntents(t *testing.T) {
+	s, err := cluster.Load("testdata/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reversed := *s
+	reversed.Intents = slices.Clone(s.Intents)
+	slices.Reverse(reversed.Intents)
+	o := Options{Egress: true}
+	k, err := NewCompiler(&reversed, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameResult(t, &reversed, o, k)
+	first := reversed.Intents[len(reversed.Intents)-1]
+	next := *s
+	next.Intents = slices.Clone(reversed.Intents[:len(reversed.Intents)-1])
+	if _, err := k.Update(&next); err != nil {
+		t.Fatal(err)
+	}
+	assertSameResult(t, &next, o, k)
+	if k.Policy(first.Namespace, "x") != nil {
+		t.Error("Policy found a policy that does not exist")
+	}
+}

@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"k8s.io/utils/clock"
+
+	"github.com/shadowgate/shadowgate/evaluator/compile"
+	"github.com/shadowgate/shadowgate/flows"
+	"github.com/shadowgate/shadowgate/flows/hubble"
+	"github.com/shadowgate/shadowgate/flows/hubble/hubbletest"
+	"github.com/shadowgate/shadowgate/simulate"
+)
+
+const (
+	grpcTarget = 300_000 // flows per second on two cores, profile M
+	// grpcFlows bounds the flows the gRPC row sends: they are held marshaled in memory
+	// (about 1 KB each for profile M), and converting them costs far more than sending.
+	grpcFlows = 300_000
+	// grpcCores is the "on 2 cores": server, client and simulator share them.
+	grpcCores = 2
+)
+
+// EncodeFlows returns the first n flows of w's traffic (WriteFlows's lines) as marshaled
+// GetFlowsResponses, what a Hubble server sends, for the gRPC ingest measurement. Each
+// jsonpb line goes through protojson, so this is slow; it runs on every CPU.
+func EncodeFlows(w *World, n int) ([][]byte, error) {
+	const chunk = 4096
+	g := w.NewFlowGen()
+	out := make([][]byte, 0, n)
+	lines := make([][]byte, 0, chunk)
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	for len(out) < n {
+		lines = lines[:0]
+		for len(lines) < min(chunk, n-len(out)) {
+			lines = append(lines, g.Append(nil))
+		}
+		enc := make([][]byte, len(lines))
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for k := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := k; i < len(lines); i += workers {
+					var resp observerpb.GetFlowsResponse
+					if err := protojson.Unmarshal(lines[i], &resp); err != nil {
+						errs[k] = fmt.Errorf("line %d: %w", len(out)+i+1, err)
+						return
+					}
+					b, err := proto.Marshal(&resp)
+					if err != nil {
+						errs[k] = fmt.Errorf("line %d: %w", len(out)+i+1, err)
+						return
+					}
+					enc[i] = b
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		out = append(out, enc...)
+	}
+	return out, nil
+}
+
+// GRPCResult is what MeasureGRPC saw.
+type GRPCResult struct {
+	Received int // flows and lost-events notices the source delivered
+	Wall     time.Duration
+	CPU      time.Duration // process CPU time, server included; 0 where the platform does not say
+	Mallocs  uint64
+	// Problem says why the run cannot count: a health event other than Connected, a
+	// malformed message, a duplicate, fewer events than sent. Empty when nothing was lost.
+	Problem string
+}
+
+// MeasureGRPC serves msgs (marshaled GetFlowsResponses, see EncodeFlows) from the Hubble
+// test server on loopback, follows it with the real hubble.Source and, unless sim is
+// nil, hands every event to sim as a file replay does, on GOMAXPROCS cores. It measures
+// from connecting to the last message's event.
+func MeasureGRPC(ctx context.Context, sim *simulate.Simulator, msgs [][]byte, clk clock.PassiveClock, cores int) (GRPCResult, error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cores))
+	srv, err := hubbletest.NewServer(hubbletest.Scenario{Streams: [][]hubbletest.Step{{hubbletest.SendEncoded(msgs)}}})
+	if err != nil {
+		return GRPCResult{}, err
+	}
+	defer srv.Stop()
+	cfg := hubble.Default()
+	cfg.Address = srv.Addr()
+	cfg.ServerStatusInterval = 0
+
+	runtime.GC()
+	sp := startSpan(clk, false)
+	src, err := hubble.New(cfg, nil)
+	if err != nil {
+		return GRPCResult{}, err
+	}
+	defer src.Close()
+	res := GRPCResult{}
+	for res.Received < len(msgs) && res.Problem == "" {
+		ev, err := src.Next(ctx)
+		if err != nil {
+			return GRPCResult{}, err
+		}
+		switch ev.Kind {
+		case flows.KindFlow, flows.KindLost:
+			res.Received++
+		case flows.KindHealth:
+			if ev.Health.State != flows.Connected {
+				res.Problem = fmt.Sprintf("after %d events: %s: %s", res.Received, ev.Health.State, ev.Health.Message)
+			}
+		default:
+			res.Problem = fmt.Sprintf("after %d events: unexpected %s event %s %s", res.Received, ev.Kind, ev.Reason, ev.Detail)
+		}
+		if sim != nil {
+			sim.Observe(ev)
+		}
+	}
+	if sim != nil {
+		sim.Report()
+	}
+	m := sp.stop()
+	res.Wall, res.CPU, res.Mallocs = m.Wall, m.CPU, m.Mallocs
+	if d := src.Stats().Duplicates; d > 0 && res.Problem == "" {
+		res.Problem = fmt.Sprintf("%d duplicates dropped", d)
+	}
+	return res, nil
+}
+
+// grpcIngest is the gRPC row: profile flows sent by the test server, received by the
+// Hubble source, judged by a Simulator, on two cores.
+func (r *runner) grpcIngest(ctx context.Context) error {
+	n := min(r.o.Flows, grpcFlows)
+	r.logf("encoding %d flows for the gRPC ingest", n)
+	w := Generate(r.o.Profile, r.o.Seed)
+	msgs, err := EncodeFlows(w, n)
+	if err != nil {
+		return fmt.Errorf("encoding flows: %w", err)
+	}
+	// The scaling runs drop the snapshot; the same seed builds the same one.
+	snap := r.snap
+	if snap == nil {
+		if snap, err = w.Snapshot(); err != nil {
+			return err
+		}
+	}
+	size := 0
+	for _, m := range msgs {
+		size += len(m)
+	}
+	// The client and server alone first, then the whole path.
+	r.logf("gRPC ingest of %d flows, source alone", n)
+	alone, err := MeasureGRPC(ctx, nil, msgs, r.o.Clock, grpcCores)
+	if err != nil {
+		return err
+	}
+	so := simulate.DefaultOptions()
+	so.Compile.Namespaces = compile.TargetedNamespaces(snap)
+	sim, err := simulate.New(snap, so)
+	if err != nil {
+		return err
+	}
+	r.logf("gRPC ingest of %d flows into the simulator", n)
+	load := loadAverage()
+	res, err := MeasureGRPC(ctx, sim, msgs, r.o.Clock, grpcCores)
+	if err != nil {
+		return err
+	}
+	rate := perSecond(res.Received, res.Wall)
+	f := Figure{Name: "gRPC ingest from the observer test server", Value: rateString(rate, "flows/s"), Number: rate, Unit: "flows/s",
+		Allocs: float64(res.Mallocs) / float64(max(res.Received, 1)),
+		Target: "≥ 300 k flows/s on 2 cores", Status: status(rate >= grpcTarget && res.Problem == "" && alone.Problem == ""),
+		Detail: fmt.Sprintf("into the simulator: %d responses (%d B on average) received of %d sent, in %s wall (load %s), %s CPU with the server: %.2f µs per flow, %s if two cores did nothing else; "+
+			"source and server alone: %s wall, %.2f µs CPU per flow (%s of two cores)",
+			res.Received, size/max(n, 1), len(msgs), dur(res.Wall), load, dur(res.CPU), perFlowMicros(res), rateString(coresRate(res), "flows/s"),
+			rateString(perSecond(alone.Received, alone.Wall), "flows/s"), perFlowMicros(alone), rateString(coresRate(alone), "flows/s"))}
+	if p := cmp.Or(res.Problem, alone.Problem); p != "" {
+		f.Detail += "; LOST DATA: " + p
+	}
+	r.add(f)
+	return nil
+}
+
+// coresRate is the rate the run's CPU time allows on grpcCores cores fully used: what a
+// shared machine's wall clock cannot show.
+func coresRate(res GRPCResult) float64 {
+	return perSecond(res.Received*grpcCores, cpuOr(res.CPU, res.Wall))
+}
+
+func perFlowMicros(res GRPCResult) float64 {
+	return float64(cpuOr(res.CPU, res.Wall).Nanoseconds()) / 1e3 / float64(max(res.Received, 1))
+}
