@@ -151,3 +151,17 @@ func (e *Engine) setNamespacePolicies(ns string, list []*enginePolicy) {
 	}
 	e.byNamespace[ns] = list
 }
+
+// Isolates reports the directions the policy named ref isolates in e (its effective
+// policyTypes), and ok false when e holds no such policy. A caller that knows which
+// directions a policy change touched knows which connections it can have re-judged: an
+// ingress-only policy never changes a verdict on egress, and the reverse.
+func (e *Engine) Isolates(ref PolicyRef) (in, out, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.policies[ref]
+	if !ok {
+		return false, false, false
+	}
+	return p.isolates[ingress], p.isolates[egress], true
+}

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -55,33 +57,60 @@ func (s *Simulator) updateIntents(upsert []*intents.ClientIntents, remove []stri
 		return impact{}, fmt.Errorf("compile: %w", err)
 	}
 	s.snap = next
-	return s.applyCompiled(k, enf, d, nil), nil
+	var imp impact
+	s.applyCompiled(k, enf, d, nil, &imp)
+	return imp, nil
 }
 
 // impact is what an update can have changed in the verdicts of stored edges. A
 // NetworkPolicy selects pods of its own namespace only, so a connection's verdict depends
-// on the policies of its source's namespace (egress) and of its destination's (ingress)
-// and on nothing else but pods, nodes and namespace labels: when only policies changed,
-// only edges with a peer in their namespaces need judging again.
+// on the egress policies of its source's namespace, the ingress policies of its
+// destination's, and on nothing else but pods, nodes and namespace labels: when only
+// policies changed, only edges from a namespace whose egress policies changed or into
+// one whose ingress policies changed need judging again.
 type impact struct {
 	// all: pods, nodes or namespaces changed, so any verdict may have.
 	all bool
-	// namespaces whose policies changed, in either policy set.
-	namespaces map[string]bool
+	// ingress and egress: namespaces where a changed policy, before or after the
+	// change, isolated in that direction, in either policy set.
+	ingress, egress map[string]bool
 }
 
-func (i *impact) add(refs ...evaluator.PolicyRef) {
-	if i.namespaces == nil {
-		i.namespaces = map[string]bool{}
-	}
+// note records the directions the policies named in refs isolate in e. Called before
+// and after e takes the change, it covers policies removed, added and retyped.
+func (i *impact) note(e *evaluator.Engine, refs []evaluator.PolicyRef) {
 	for _, r := range refs {
-		i.namespaces[r.Namespace] = true
+		in, out, ok := e.Isolates(r)
+		if !ok {
+			continue
+		}
+		if in {
+			i.ingress = addTo(i.ingress, r.Namespace)
+		}
+		if out {
+			i.egress = addTo(i.egress, r.Namespace)
+		}
 	}
 }
 
-// affects reports whether an edge with peer p may have a new verdict.
-func (i impact) affects(p soak.Peer) bool {
-	return i.all || (p.Namespace != "" && i.namespaces[p.Namespace])
+func addTo(m map[string]bool, ns string) map[string]bool {
+	if m == nil {
+		m = map[string]bool{}
+	}
+	m[ns] = true
+	return m
+}
+
+func (i impact) some() bool { return i.all || len(i.ingress) > 0 || len(i.egress) > 0 }
+
+// asSource and asDestination report whether an edge from, or to, p may have a new
+// verdict.
+func (i impact) asSource(p soak.Peer) bool {
+	return i.all || (p.Namespace != "" && i.egress[p.Namespace])
+}
+
+func (i impact) asDestination(p soak.Peer) bool {
+	return i.all || (p.Namespace != "" && i.ingress[p.Namespace])
 }
 
 // Update moves the Simulator to next, whatever changed, with opts (ErrRebuild when they
@@ -168,21 +197,24 @@ func (s *Simulator) update(next *cluster.Snapshot, opts Options) (impact, error)
 			remove = append(remove, ref)
 		}
 	}
-	if len(upsert) > 0 || len(remove) > 0 {
+	changed := append([]evaluator.PolicyRef(nil), remove...)
+	for _, p := range upsert {
+		changed = append(changed, evaluator.PolicyRef{Namespace: p.Namespace, Name: p.Name})
+	}
+	var imp impact
+	if len(changed) > 0 {
+		imp.note(cur, changed)
 		cur.UpdatePolicies(upsert, remove)
+		imp.note(cur, changed)
 	}
 	s.snap = next
 	if podsChanged {
 		s.res = newResolver(next)
 	}
-	changed := append([]evaluator.PolicyRef(nil), remove...)
-	for _, p := range upsert {
-		changed = append(changed, evaluator.PolicyRef{Namespace: p.Namespace, Name: p.Name})
-	}
 	if d == nil {
 		d = &compile.Delta{}
 	}
-	imp := s.applyCompiled(k, enf, d, changed)
+	s.applyCompiled(k, enf, d, changed, &imp)
 	// Nodes are known from the pods that run on them, so unchanged pods mean unchanged
 	// nodes too.
 	imp.all = podsChanged || nsChanged
@@ -218,7 +250,7 @@ func (s *Simulator) compilerFor() (*compile.Compiler, error) {
 // applyCompiled hands the enforced engine the compiled policies in d and the cluster
 // policies named in changed, resolved as Merge does: a compiled policy wins over the
 // cluster's of the same name, and a compiled policy gone uncovers the cluster's.
-func (s *Simulator) applyCompiled(k *compile.Compiler, enf *evaluator.Engine, d *compile.Delta, changed []evaluator.PolicyRef) impact {
+func (s *Simulator) applyCompiled(k *compile.Compiler, enf *evaluator.Engine, d *compile.Delta, changed []evaluator.PolicyRef, imp *impact) {
 	refs := make(map[evaluator.PolicyRef]bool, len(d.Upsert)+len(d.Remove)+len(changed))
 	for _, p := range d.Upsert {
 		refs[evaluator.PolicyRef{Namespace: p.Namespace, Name: p.Name}] = true
@@ -229,9 +261,8 @@ func (s *Simulator) applyCompiled(k *compile.Compiler, enf *evaluator.Engine, d 
 	for _, ref := range changed {
 		refs[ref] = true
 	}
-	var imp impact
 	if len(refs) == 0 {
-		return imp
+		return
 	}
 	var snapshot map[evaluator.PolicyRef]*networkingv1.NetworkPolicy
 	var upsert []*networkingv1.NetworkPolicy
@@ -253,13 +284,13 @@ func (s *Simulator) applyCompiled(k *compile.Compiler, enf *evaluator.Engine, d 
 			upsert = append(upsert, p)
 		}
 	}
+	all := slices.Collect(maps.Keys(refs))
+	imp.note(enf, all)
 	enf.UpdatePolicies(upsert, remove)
-	for ref := range refs {
-		imp.add(ref)
-	}
+	imp.note(enf, all)
 
 	if k == nil || (len(d.Upsert) == 0 && len(d.Remove) == 0) {
-		return imp
+		return
 	}
 	s.compiled = k.Result()
 	for _, ref := range d.Remove {
@@ -273,7 +304,6 @@ func (s *Simulator) applyCompiled(k *compile.Compiler, enf *evaluator.Engine, d 
 			s.origins[ref] = origins
 		}
 	}
-	return imp
 }
 
 func policiesByRef(ps []*networkingv1.NetworkPolicy) map[evaluator.PolicyRef]*networkingv1.NetworkPolicy {
@@ -312,8 +342,8 @@ func (l *Live) Update(next *cluster.Snapshot, opts Options) (Reload, error) {
 	case imp.all:
 		l.store.Reevaluate(l.sim.JudgeEdge)
 		r.Rejudged = r.Stored
-	case len(imp.namespaces) > 0:
-		r.Rejudged = l.store.ReevaluateWhere(l.sim.JudgeEdge, imp.affects)
+	case imp.some():
+		r.Rejudged = l.store.ReevaluateWhere(l.sim.JudgeEdge, imp.asSource, imp.asDestination)
 	}
 	r.Took = l.loadedLocked(start)
 	return r, nil

@@ -586,28 +586,34 @@ func (s *Store) Reevaluate(judge Judge) {
 	s.reevaluateLocked(judge, nil)
 }
 
-// ReevaluateWhere re-judges only the stored edges with a peer for which affected is true,
-// and returns how many it re-judged. It is for changes whose effect is known to be
-// confined: a NetworkPolicy only ever applies to pods of its own namespace, so when only
-// the policies of some namespaces changed, an edge with no peer in them keeps its verdict.
-// affected is asked once per distinct peer, not once per edge.
-func (s *Store) ReevaluateWhere(judge Judge, affected func(Peer) bool) int {
+// ReevaluateWhere re-judges only the stored edges whose source is affected as a source
+// or whose destination is affected as a destination, and returns how many it re-judged.
+// It is for changes whose effect is known to be confined: a NetworkPolicy only ever
+// applies to pods of its own namespace, in the directions it isolates, so when only the
+// egress policies of some namespaces and the ingress policies of others changed, other
+// edges keep their verdicts. The predicates are asked once per distinct peer, not once
+// per edge.
+func (s *Store) ReevaluateWhere(judge Judge, source, destination func(Peer) bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mark := make([]bool, len(s.peers))
+	var m mark
+	m.src, m.dst = make([]bool, len(s.peers)), make([]bool, len(s.peers))
 	for i, p := range s.peers {
-		mark[i] = affected(p)
+		m.src[i], m.dst[i] = source(p), destination(p)
 	}
-	return s.reevaluateLocked(judge, mark)
+	return s.reevaluateLocked(judge, &m)
 }
 
-// reevaluateLocked re-judges the edges with a marked peer, or all of them when mark is nil.
-func (s *Store) reevaluateLocked(judge Judge, mark []bool) int {
+// mark says, by interned peer, which edges to re-judge.
+type mark struct{ src, dst []bool }
+
+// reevaluateLocked re-judges the edges m marks, or all of them when m is nil.
+func (s *Store) reevaluateLocked(judge Judge, m *mark) int {
 	n := 0
 	for _, d := range s.ns {
 		for i := range d.edges {
 			e := &d.edges[i]
-			if mark != nil && !mark[e.ekey.src] && !mark[e.ekey.dst] {
+			if m != nil && !m.src[e.ekey.src] && !m.dst[e.ekey.dst] {
 				continue
 			}
 			n++
