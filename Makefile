@@ -78,10 +78,11 @@ image: ## Build the container image IMAGE with CONTAINER_TOOL (docker or podman)
 	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 .PHONY: fuzz-seeds
-fuzz-seeds: ## Fuzz the flow parser, its fast decoder against protojson, and the manifest loader briefly (FUZZTIME each)
+fuzz-seeds: ## Fuzz the flow parser, its fast decoders against protojson and proto.Unmarshal, and the manifest loader briefly (FUZZTIME each)
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=$(FUZZTIME) ./flows
 	$(GO) test -run='^$$' -fuzz='^FuzzFastDecoder$$' -fuzztime=$(FUZZTIME) ./flows
 	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./evaluator/cluster
+	$(GO) test -run='^$$' -fuzz='^FuzzWireDecoder$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./flows/hubble
 
 .PHONY: fuzz
 fuzz: ## Fuzz for longer (FUZZTIME=5m make fuzz), and run the differential tests on many more worlds
