@@ -110,7 +110,7 @@ func (r *runner) memory(ctx context.Context) Figure {
 	f.Status = status(ok)
 	f.Detail = fmt.Sprintf("profile %s (%d pods, %d workloads), %d edges stored in %d namespaces, each in %d hours of 7 days (filled in %s); "+
 		"VmRSS after GC %.0f MiB (%.0f MiB before the store), VmHWM %.0f MiB while loading, %.0f MiB from the filled store through a reload; heap %.0f MiB (%.0f before the store); "+
-		"reload after removing a ClientIntents (Live.Update: incremental compile, engines updated, the %d edges with a peer in a namespace whose policies changed re-judged): %s wall, %s CPU, %d edges uncovered; "+
+		"reload after removing a ClientIntents (Live.Update: incremental compile, engines updated, the %d edges from namespaces whose egress policies changed or into namespaces whose ingress policies changed re-judged): %s wall, %s CPU, %d edges uncovered; "+
 		"re-judging all %d edges (Live.Swap, as after a pod or namespace change): %s wall, %s CPU",
 		r.o.MemoryProfile.Name, res.Pods, res.Workloads, res.Edges, res.Namespaces, r.o.MemoryHours, dur(res.Fill),
 		mib(res.RSS), mib(res.RSSLoaded), mib(res.HWMLoad), mib(res.HWMReload), mib(res.Heap), mib(res.HeapLoaded),
