@@ -539,21 +539,27 @@ func (l *Live) Run(ctx context.Context, sources ...NamedSource) error {
 }
 
 // JudgeEdge re-judges a stored edge against this simulator's policy sets, for
-// soak.Store.Reevaluate: each peer is stood for by a pod of its workload (on the node of a
-// node peer, so the kubelet's probes keep their own-node exemption), an address of its CIDR,
-// or its node. An edge whose workload no longer exists stays uncovered: it cannot be shown
-// covered.
-func (s *Simulator) JudgeEdge(namespace string, key soak.EdgeKey) (bool, string) {
+// soak.Store.Reevaluate: each peer is stood for by a pod of its workload, an address of
+// its CIDR, or its node. An edge whose workload no longer exists stays uncovered: it
+// cannot be shown covered.
+//
+// An edge from a node stands for flows to the workload's pods on that node, which are
+// exempt (ingress from a pod's own node), and to its pods on other nodes, which are not:
+// a covered edge (was false) is stood for by a pod on the node, so the kubelet's probes
+// keep their exemption, and an uncovered one by a pod elsewhere when there is one, since
+// only a flow from another node can have made it uncovered. Standing a pod on the node in
+// for it would clear, on any reload, traffic that enforcement drops.
+func (s *Simulator) JudgeEdge(namespace string, key soak.EdgeKey, was bool) (bool, string) {
 	if key.Port == 0 && key.Protocol == "" {
 		f := &flows.Flow{WorkloadLevel: true, Source: workloadEndpoint(key.Source), Destination: workloadEndpoint(key.Destination)}
 		j := s.judgeWorkloadLevel(Judgement{Flow: f, Outcome: Skipped})
 		return s.uncoveredIn(namespace, &j)
 	}
-	src, ok := s.peerEndpoint(key.Source, "")
+	src, ok := s.peerEndpoint(key.Source, "", false)
 	if !ok {
 		return true, "source no longer in the cluster snapshot: cannot be shown covered"
 	}
-	dst, ok := s.peerEndpoint(key.Destination, src.Node)
+	dst, ok := s.peerEndpoint(key.Destination, src.Node, was && src.Kind == evaluator.Host)
 	if !ok {
 		return true, "destination no longer in the cluster snapshot: cannot be shown covered"
 	}
@@ -584,8 +590,9 @@ func workloadEndpoint(p soak.Peer) flows.Endpoint {
 }
 
 // peerEndpoint turns a stored peer back into an endpoint: a pod of the workload
-// (preferring one on node), an address of the CIDR, or the node.
-func (s *Simulator) peerEndpoint(p soak.Peer, node string) (evaluator.Endpoint, bool) {
+// (preferring one on node, or with elsewhere one not on node), an address of the CIDR, or
+// the node.
+func (s *Simulator) peerEndpoint(p soak.Peer, node string, elsewhere bool) (evaluator.Endpoint, bool) {
 	switch p.Kind {
 	case soak.KindExternal:
 		pfx, err := netip.ParsePrefix(p.CIDR)
@@ -607,7 +614,7 @@ func (s *Simulator) peerEndpoint(p soak.Peer, node string) (evaluator.Endpoint, 
 	}
 	var pick *cluster.Pod
 	for _, pod := range s.res.workloadPods(cluster.WorkloadID{Namespace: p.Namespace, Name: p.Workload, Kind: p.Kind}) {
-		if pick == nil || (node != "" && pod.NodeName == node && pick.NodeName != node) {
+		if pick == nil || (node != "" && (pod.NodeName == node) != elsewhere && (pick.NodeName == node) == elsewhere) {
 			pick = pod
 		}
 	}
@@ -623,8 +630,9 @@ func (s *Simulator) peerEndpoint(p soak.Peer, node string) (evaluator.Endpoint, 
 	if len(pick.IPs) > 0 {
 		ep.IP = pick.IPs[0]
 	}
-	if node != "" && pick.NodeName != node && pick.Synthesized {
-		// A pod made from a template has no node: it stands in on the node the edge names.
+	if node != "" && pick.NodeName != node && pick.Synthesized && !elsewhere {
+		// A pod made from a template has no node: it stands in on the node the edge names
+		// (or, standing in elsewhere, on none).
 		cp := *pick
 		cp.NodeName = node
 		ep.Pod = &cp

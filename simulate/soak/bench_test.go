@@ -113,7 +113,7 @@ func BenchmarkReevaluate1M(b *testing.B) {
 	flip := 0
 	for b.Loop() {
 		flip ^= 1
-		s.Reevaluate(func(_ string, k EdgeKey) (bool, string) {
+		s.Reevaluate(func(_ string, k EdgeKey, _ bool) (bool, string) {
 			u := (k.Port+int32(flip))%2 == 0
 			if u {
 				return true, reasons[1]

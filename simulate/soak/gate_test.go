@@ -68,7 +68,7 @@ func TestGate(t *testing.T) {
 		"uncovered edge fixed by re-evaluation": {
 			setup: func(s *Store) {
 				s.Observe(cartRds, ago(time.Hour), uncovered("shop"))
-				s.Reevaluate(func(string, EdgeKey) (bool, string) { return false, "allowed by the new intent" })
+				s.Reevaluate(func(string, EdgeKey, bool) (bool, string) { return false, "allowed by the new intent" })
 			},
 		},
 		"too few connections": {

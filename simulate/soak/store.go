@@ -573,8 +573,10 @@ func (s *Store) windowStartHour(now int64, w time.Duration) int64 {
 	return hourOf(now - int64(w))
 }
 
-// Judge re-judges one stored edge for one namespace.
-type Judge func(namespace string, key EdgeKey) (uncovered bool, reason string)
+// Judge re-judges one stored edge for one namespace. was is the edge's verdict so far:
+// an edge stands for every flow between its peers, and a judge that can only stand one
+// connection in for them may need to know which kind of flow made it uncovered.
+type Judge func(namespace string, key EdgeKey, was bool) (uncovered bool, reason string)
 
 // Reevaluate replaces the verdict of every stored edge with judge's, for when intents,
 // workloads or policies changed: adding the missing intent makes a namespace clean at once,
@@ -617,7 +619,7 @@ func (s *Store) reevaluateLocked(judge Judge, m *mark) int {
 				continue
 			}
 			n++
-			unc, reason := judge(d.name, s.edgeKey(e.ekey))
+			unc, reason := judge(d.name, s.edgeKey(e.ekey), e.uncovered)
 			e.uncovered = unc
 			if s.reasons[e.reason] != reason {
 				e.reason = s.internReason(reason)

@@ -313,7 +313,7 @@ func TestReevaluate(t *testing.T) {
 		key EdgeKey
 	}
 	var calls []call
-	s.Reevaluate(func(ns string, k EdgeKey) (bool, string) {
+	s.Reevaluate(func(ns string, k EdgeKey, _ bool) (bool, string) {
 		calls = append(calls, call{ns, k})
 		if k == webCart {
 			return true, "policy shop/web-to-cart was deleted"
@@ -448,7 +448,7 @@ func TestConcurrentUse(t *testing.T) {
 						t.Error(err)
 					}
 				case 30:
-					s.Reevaluate(func(string, EdgeKey) (bool, string) { return false, "ok" })
+					s.Reevaluate(func(string, EdgeKey, bool) (bool, string) { return false, "ok" })
 				case 40:
 					s.Expire(at)
 					if err := s.Save(discard{}); err != nil {
