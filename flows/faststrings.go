@@ -49,27 +49,35 @@ func (t *internTable) get(b []byte, h uint64) string {
 }
 
 func (t *internTable) grow() {
-	if len(t.slots) >= 2*maxInterned {
-		clear(t.slots)
-		t.n = 0
-		return
+	t.slots, t.n = growSlots(t.slots, 1024, maxInterned, func(s *internSlot) uint64 { return s.hash })
+}
+
+// growSlots doubles an open-addressing table whose slots carry a non-zero hash when
+// taken (at least minSlots), rehashing what it holds, or empties it once it has reached
+// twice limit: interned text comes back at the cost of one allocation, so forgetting it
+// all is simpler than evicting. It returns the table and how many slots are taken.
+func growSlots[S any](slots []S, minSlots, limit int, hash func(*S) uint64) ([]S, int) {
+	if len(slots) >= 2*limit {
+		clear(slots)
+		return slots, 0
 	}
-	old := t.slots
-	t.slots = make([]internSlot, max(1024, 2*len(old)))
-	t.n = 0
-	mask := uint64(len(t.slots) - 1)
-	for _, o := range old {
-		if o.hash == 0 {
+	grown := make([]S, max(minSlots, 2*len(slots)))
+	mask := uint64(len(grown) - 1)
+	n := 0
+	for j := range slots {
+		h := hash(&slots[j])
+		if h == 0 {
 			continue
 		}
-		for i := o.hash & mask; ; i = (i + 1) & mask {
-			if t.slots[i].hash == 0 {
-				t.slots[i] = o
-				t.n++
+		for i := h & mask; ; i = (i + 1) & mask {
+			if hash(&grown[i]) == 0 {
+				grown[i] = slots[j]
+				n++
 				break
 			}
 		}
 	}
+	return grown, n
 }
 
 // listTable is internTable for whole lists of strings, keyed by the list's bytes. The
@@ -115,27 +123,7 @@ func (t *listTable) get(d *fastDecoder, raw []byte) []string {
 }
 
 func (t *listTable) grow() {
-	if len(t.slots) >= 2*maxLists {
-		clear(t.slots)
-		t.n = 0
-		return
-	}
-	old := t.slots
-	t.slots = make([]listSlot, max(256, 2*len(old)))
-	t.n = 0
-	mask := uint64(len(t.slots) - 1)
-	for _, o := range old {
-		if o.hash == 0 {
-			continue
-		}
-		for i := o.hash & mask; ; i = (i + 1) & mask {
-			if t.slots[i].hash == 0 {
-				t.slots[i] = o
-				t.n++
-				break
-			}
-		}
-	}
+	t.slots, t.n = growSlots(t.slots, 256, maxLists, func(s *listSlot) uint64 { return s.hash })
 }
 
 // memoTable remembers stretches of lines and what they decoded to. A pod's "source" or

@@ -13,6 +13,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/shadowgate/shadowgate/evaluator/cluster"
+	"github.com/shadowgate/shadowgate/evaluator/compile"
 	"github.com/shadowgate/shadowgate/evaluator/intents"
 	"github.com/shadowgate/shadowgate/flows"
 	"github.com/shadowgate/shadowgate/flows/hubble"
@@ -95,7 +96,38 @@ func TestLiveHubbleSoakThenIntentAdded(t *testing.T) {
 	clk := clocktesting.NewFakeClock(t0)
 	snap := loadTestSnapshot(t)
 	l := newLive(t, snap, clk, "")
+	stop := soakWithUncoveredBatch(t, l, clk)
+	defer stop()
+	rep := l.Report()
+	if len(rep.Uncovered) != 1 || rep.Uncovered[0].Source.Workload != "batch-0" || rep.Uncovered[0].Count != 3 {
+		t.Fatalf("uncovered = %+v, want batch-0 x3", rep.Uncovered)
+	}
 
+	// The batch team adds its intent: the stored edge is re-judged at once.
+	next, _ := compile.ReplaceIntents(snap, []*intents.ClientIntents{batchIntents()}, nil)
+	opts := DefaultOptions()
+	opts.Compile.Namespaces = []string{"api"}
+	sim, err := New(next, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Swap(sim)
+	if codes := gateCodes(t, l, "api"); len(codes) != 0 {
+		t.Fatalf("gate after the intent was added: %v, want pass", codes)
+	}
+}
+
+// batchIntents is the intent batch-0 is missing in testdata/cluster.
+func batchIntents() *intents.ClientIntents {
+	return &intents.ClientIntents{Namespace: "api", Name: "batch", Client: intents.Workload{Name: "batch-0", Kind: "Pod"},
+		Targets: []intents.Target{{Type: intents.TargetWorkload, Name: "api-0", Namespace: "api", Kind: "Pod", Raw: "api-0"}}}
+}
+
+// soakWithUncoveredBatch runs l on a real Hubble observer serving an hour of web-0 calling
+// api-0 (covered) and batch-0 calling it (uncovered), and leaves the clock after the soak
+// window with the api gate blocked only by the uncovered edge. stop ends the run.
+func soakWithUncoveredBatch(t *testing.T, l *Live, clk *clocktesting.FakeClock) (stop func()) {
+	t.Helper()
 	web := hubbletest.Endpoint{Namespace: "web", Pod: "web-0", IP: "10.1.1.10"}
 	api := hubbletest.Endpoint{Namespace: "api", Pod: "api-0", IP: "10.1.2.10"}
 	batch := hubbletest.Endpoint{Namespace: "api", Pod: "batch-0", IP: "10.1.2.20"}
@@ -109,39 +141,24 @@ func TestLiveHubbleSoakThenIntentAdded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx, NamedSource{Name: "hubble", Source: src}) }()
+	stop = func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("run: %v", err)
+		}
+		src.Close()
+	}
 	waitFor(t, "23 evaluated flows", func() bool { return l.Report().Flows.Evaluated == 23 })
 
 	clk.SetTime(t0.Add(61 * time.Minute))
 	if diff := cmp.Diff([]string{"uncovered"}, gateCodes(t, l, "api")); diff != "" {
+		stop()
 		t.Fatalf("gate reasons before the intent (-want +got):\n%s", diff)
 	}
-	rep := l.Report()
-	if len(rep.Uncovered) != 1 || rep.Uncovered[0].Source.Workload != "batch-0" || rep.Uncovered[0].Count != 3 {
-		t.Fatalf("uncovered = %+v, want batch-0 x3", rep.Uncovered)
-	}
-
-	// The batch team adds its intent: the stored edge is re-judged at once.
-	next := loadTestSnapshot(t)
-	next.Intents = append(next.Intents, &intents.ClientIntents{Namespace: "api", Name: "batch", Client: intents.Workload{Name: "batch-0", Kind: "Pod"},
-		Targets: []intents.Target{{Type: intents.TargetWorkload, Name: "api-0", Namespace: "api", Kind: "Pod", Raw: "api-0"}}})
-	opts := DefaultOptions()
-	opts.Compile.Namespaces = []string{"api"}
-	sim, err := New(next, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Swap(sim)
-	if codes := gateCodes(t, l, "api"); len(codes) != 0 {
-		t.Fatalf("gate after the intent was added: %v, want pass", codes)
-	}
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatalf("run: %v", err)
-	}
+	return stop
 }
 
 // TestLiveDisconnectIsAGap: a source that drops its connection opens a gap that fails the

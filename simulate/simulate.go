@@ -204,9 +204,7 @@ func (s *Simulator) judge(f *flows.Flow, line int) (Judgement, *podMemoSlot, *po
 		return j, nil, nil
 	}
 	j.Conn = evaluator.Connection{Src: src, Dst: dst, Protocol: corev1.Protocol(f.Protocol), Port: int32(f.DestinationPort)}
-	cur, ok1 := s.current.(*evaluator.Engine)
-	enf, ok2 := s.enforce.(*evaluator.Engine)
-	if !ok1 || !ok2 {
+	if cur, enf, err := s.engines(); err != nil {
 		j.Current = s.current.Evaluate(j.Conn)
 		j.Enforced = s.enforce.Evaluate(j.Conn)
 		j.Reason = s.reasons.reason(j.Enforced, j.Conn)

@@ -224,7 +224,8 @@ func (s *Simulator) update(next *cluster.Snapshot, opts Options) (impact, error)
 // compiling reports whether the Simulator enforces any namespace, so has a compilation.
 func (s *Simulator) compiling() bool { return len(s.opts.Compile.Namespaces) > 0 }
 
-// engines returns the two evaluators as Engines, the only ones that update in place.
+// engines returns the two evaluators as Engines, the only ones that update in place and
+// judge by Ref; other Evaluators (the Oracle) answer ErrRebuild.
 func (s *Simulator) engines() (cur, enf *evaluator.Engine, err error) {
 	cur, ok1 := s.current.(*evaluator.Engine)
 	enf, ok2 := s.enforce.(*evaluator.Engine)
