@@ -36,12 +36,16 @@ import (
 func parseFast(line []byte) (Event, bool) {
 	d := fastPool.Get().(*fastDecoder)
 	ev, ok := d.parse(line)
-	// Keep nothing of the caller's line in the pool.
+	putFast(d)
+	return ev, ok
+}
+
+// putFast returns d to the pool, keeping nothing of the caller's line.
+func putFast(d *fastDecoder) {
 	d.srcWorkloads, d.dstWorkloads = d.src.workloads[:0], d.dst.workloads[:0]
 	d.lineState = lineState{}
 	clear(d.elems[:cap(d.elems)])
 	fastPool.Put(d)
-	return ev, ok
 }
 
 var fastPool = sync.Pool{New: func() any { return &fastDecoder{} }}
@@ -669,11 +673,10 @@ type tailStart struct {
 // tailFromMemo applies a remembered run of members if the line continues with one, and
 // reports whether it did; the flow object is then read to its closing brace.
 func (d *fastDecoder) tailFromMemo(key uint64, end int, seen *[maxFields / 64]uint64, oneofs *uint64) bool {
-	m := d.tails.find(key, d.b[d.i:])
-	if m == nil || d.i+len(m.raw) != end {
+	r, n := d.tails.find(key, d.b[d.i:])
+	if r == nil || d.i+n != end {
 		return false
 	}
-	r := &m.v
 	for k := range seen {
 		if seen[k]&r.seen[k] != 0 {
 			return false // a field the run sets was already set: parse, and decline
@@ -711,7 +714,7 @@ func (d *fastDecoder) tailFromMemo(key uint64, end int, seen *[maxFields / 64]ui
 		d.tail.dstNames = r.st.dstNames
 	}
 	d.captured |= c
-	d.i += len(m.raw)
+	d.i += n
 	return true
 }
 
@@ -967,9 +970,9 @@ func (d *fastDecoder) endpoint(ep *endpointScratch, depth int) bool {
 	d.ep = ep
 	d.ws()
 	h := memoKey(d.b[d.i:])
-	if m := d.memo.find(h, d.b[d.i:]); m != nil {
-		ep.e = m.v
-		d.i += len(m.raw)
+	if v, n := d.memo.find(h, d.b[d.i:]); v != nil {
+		ep.e = *v
+		d.i += n
 		return true
 	}
 	start := d.i

@@ -139,10 +139,11 @@ func (t *listTable) grow() {
 // them. The key only chooses which remembered stretch to compare; a wrong guess is a
 // miss, never a wrong result.
 type memoTable[V any] struct {
-	// slots are small so that a miss, the usual outcome for a stretch seen for the first
-	// time, costs one cache line; a hit follows the pointer. They form buckets of
-	// memoWays: a full bucket replaces one of its stretches, so that a table at its size
-	// limit keeps following the traffic instead of being emptied.
+	// slots hold what a lookup compares (the hash, and the stretch's bytes through a
+	// string header) so that comparing does not wait for another pointer to be followed:
+	// on a large cluster every hop is a likely cache miss. They form buckets of memoWays:
+	// a full bucket replaces one of its stretches, so that a table at its size limit keeps
+	// following the traffic instead of being emptied.
 	slots []memoSlot[V]
 	n     int
 	bytes int    // of remembered stretches, bounded by maxMemoBytes
@@ -151,12 +152,8 @@ type memoTable[V any] struct {
 
 type memoSlot[V any] struct {
 	hash uint64
-	e    *memoEntry[V]
-}
-
-type memoEntry[V any] struct {
-	raw string
-	v   V
+	raw  string // the stretch
+	v    *V     // what it decodes to
 }
 
 const (
@@ -183,17 +180,26 @@ func (t *memoTable[V]) bucket(h uint64) []memoSlot[V] {
 	return t.slots[i : i+memoWays : i+memoWays]
 }
 
-// find returns the remembered stretch that b starts with, or nil.
-func (t *memoTable[V]) find(h uint64, b []byte) *memoEntry[V] {
+// find returns what the remembered stretch that b starts with decodes to, and the
+// stretch's length; nil when b starts with none.
+func (t *memoTable[V]) find(h uint64, b []byte) (*V, int) {
 	if len(t.slots) == 0 {
-		return nil
+		return nil, 0
 	}
-	for _, slot := range t.bucket(h) {
-		if slot.hash == h && len(slot.e.raw) <= len(b) && slot.e.raw == string(b[:len(slot.e.raw)]) {
-			return slot.e
+	b0 := t.bucket(h)
+	for i := range b0 {
+		slot := &b0[i]
+		if slot.hash == h && len(slot.raw) <= len(b) {
+			v := slot.v
+			// Dereferencing v (a nil check is a load) starts fetching it while the
+			// bytes are compared, instead of after: the caller copies it on a hit.
+			_ = *v
+			if slot.raw == string(b[:len(slot.raw)]) {
+				return v, len(slot.raw)
+			}
 		}
 	}
-	return nil
+	return nil, 0
 }
 
 // add remembers that raw decodes to v. Slices in v are shared by every line that reuses
@@ -207,27 +213,27 @@ func (t *memoTable[V]) add(h uint64, raw []byte, v V) {
 	}
 	b := t.bucket(h)
 	k := 0
-	for k < memoWays && b[k].e != nil {
+	for k < memoWays && b[k].v != nil {
 		k++
 	}
 	for k == memoWays && len(t.slots) < maxMemoSlots {
 		// A full bucket before the table is at its limit: make room rather than forget.
 		t.grow()
 		b = t.bucket(h)
-		for k = 0; k < memoWays && b[k].e != nil; k++ {
+		for k = 0; k < memoWays && b[k].v != nil; k++ {
 		}
 	}
 	if k == memoWays {
 		k = int(t.next % memoWays)
 		t.next++
 		t.n--
-		t.bytes -= len(b[k].e.raw)
+		t.bytes -= len(b[k].raw)
 	}
 	if t.bytes+len(raw) > maxMemoBytes {
 		b[k] = memoSlot[V]{}
 		return
 	}
-	b[k] = memoSlot[V]{hash: h, e: &memoEntry[V]{raw: string(raw), v: v}}
+	b[k] = memoSlot[V]{hash: h, raw: string(raw), v: &v}
 	t.n++
 	t.bytes += len(raw)
 }
@@ -238,14 +244,14 @@ func (t *memoTable[V]) grow() {
 	t.slots = make([]memoSlot[V], max(256, 2*len(old)))
 	t.n, t.bytes = 0, 0
 	for _, o := range old {
-		if o.e == nil {
+		if o.v == nil {
 			continue
 		}
 		for k, slot := range t.bucket(o.hash) {
-			if slot.e == nil {
+			if slot.v == nil {
 				t.bucket(o.hash)[k] = o
 				t.n++
-				t.bytes += len(o.e.raw)
+				t.bytes += len(o.raw)
 				break
 			}
 		}

@@ -10,7 +10,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -28,24 +30,47 @@ var (
 	utf8BOM   = []byte{0xef, 0xbb, 0xbf}
 )
 
-// readAhead bounds how many parsed events wait for Next, so a slow consumer holds at most
-// this many flows in memory while still overlapping parsing with judging.
-const readAhead = 64
+// Events go from a reader goroutine to Next in batches of up to batchLen, at most
+// readAheadBatches of them queued: a channel operation per event, and the goroutine
+// switch it often causes, cost more than parsing the line. readAhead bounds how many
+// parsed events wait for Next, so a slow consumer holds little in memory while parsing
+// still overlaps judging.
+const (
+	batchLen         = 64
+	readAheadBatches = 4
+	readAhead        = batchLen * readAheadBatches
+)
 
 // FileSource reads Hubble jsonpb (or legacy json) lines from a file, a pipe or stdin,
 // gzip-compressed or not. It is a Source: Next returns io.EOF after the last line.
 //
-// Reading runs in a goroutine so that Next honours ctx even while a read is blocked on a
-// quiet pipe (`hubble observe --follow | shadowgate ...`). Like any Source, Next is not safe
-// for concurrent use; Close may be called from any goroutine.
+// A pipe or other reader that may block is read by a goroutine, so that Next honours ctx
+// even while a read is blocked on a quiet pipe (`hubble observe --follow | shadowgate ...`).
+// A regular file or an in-memory reader, whose reads end promptly, is read and parsed by
+// Next itself, on the caller's goroutine: handing every event to another goroutine costs
+// more CPU than it saves, and the parser's tables and the consumer's then share one
+// core's caches in turn rather than in contention. Like any Source, Next is not safe for
+// concurrent use; Close may be called from any goroutine.
 type FileSource struct {
 	name    string
 	closer  io.Closer // nil when the caller owns the reader
-	events  chan fileResult
 	done    chan struct{}
+	closed  atomic.Bool // set just before done is closed, for Next's cheap check
 	once    sync.Once
 	err     error // terminal error already returned by Next; only Next touches it
 	maxLine int
+	parser  lineParser // used by whichever goroutine reads: Next's or the reader's
+
+	// inline is the stream Next reads itself; nil when a goroutine reads.
+	inline *stream
+
+	// With a reader goroutine: batches of results, each non-empty, and spent batches
+	// going back to it.
+	events chan []fileResult
+	free   chan []fileResult
+	batch  []fileResult // the batch Next is taking results from; only Next touches it
+	pos    int
+	out    []fileResult // the batch being filled; only the reader goroutine touches it
 	// exited is closed when a follower stops; nil for other sources, whose reader may be
 	// blocked on a pipe that Close cannot interrupt.
 	exited chan struct{}
@@ -64,11 +89,11 @@ func OpenFile(path string) (*FileSource, error) {
 	if path == StdinPath {
 		return NewReader("<stdin>", os.Stdin), nil
 	}
-	f, _, err := openInput(path)
+	f, fi, err := openInput(path)
 	if err != nil {
 		return nil, err
 	}
-	s := newFileSource(path, f, MaxLineBytes)
+	s := newFileSource(path, f, MaxLineBytes, fi.Mode().IsRegular())
 	s.closer = f
 	return s, nil
 }
@@ -94,18 +119,50 @@ func openInput(path string) (*os.File, fs.FileInfo, error) {
 // NewReader reads flows from r, plain or gzip, exactly as OpenFile does; name is used in
 // errors. Close does not close r.
 func NewReader(name string, r io.Reader) *FileSource {
-	return newFileSource(name, r, MaxLineBytes)
+	return newFileSource(name, r, MaxLineBytes, readsPromptly(r))
 }
 
-func newFileSource(name string, r io.Reader, maxLine int) *FileSource {
+// NewPromptReader is NewReader for a reader whose reads never wait for a writer, which
+// NewReader cannot tell from its type: a wrapper around a regular file (a byte counter for
+// a progress line, say). Next reads and parses it on the caller's goroutine, as it does a
+// regular file, and cannot be interrupted by ctx in the middle of a read.
+func NewPromptReader(name string, r io.Reader) *FileSource {
+	return newFileSource(name, r, MaxLineBytes, true)
+}
+
+// readsPromptly reports whether every read of r ends without waiting for a writer: memory
+// and regular files (stdin redirected from a file included). Those are read inline.
+func readsPromptly(r io.Reader) bool {
+	switch r := r.(type) {
+	case *bytes.Reader, *bytes.Buffer, *strings.Reader:
+		return true
+	case *os.File:
+		fi, err := r.Stat()
+		return err == nil && fi.Mode().IsRegular()
+	}
+	return false
+}
+
+// newFileSource reads r inline (on Next's goroutine) or with a reader goroutine.
+func newFileSource(name string, r io.Reader, maxLine int, inline bool) *FileSource {
 	s := &FileSource{
 		name:    name,
-		events:  make(chan fileResult, readAhead),
 		done:    make(chan struct{}),
 		maxLine: maxLine,
 	}
-	go s.run(r)
+	st := &stream{s: s, r: r}
+	if inline {
+		s.inline = st
+		return s
+	}
+	s.startReader()
+	go s.run(st)
 	return s
+}
+
+func (s *FileSource) startReader() {
+	s.events = make(chan []fileResult, readAheadBatches-1)
+	s.free = make(chan []fileResult, readAheadBatches+1)
 }
 
 // Name is the name the source reports in errors.
@@ -122,26 +179,61 @@ func (s *FileSource) Next(ctx context.Context) (Event, error) {
 	if err := ctx.Err(); err != nil {
 		return Event{}, err
 	}
-	select {
-	case <-s.done:
-		return Event{}, fmt.Errorf("%s: %w", s.name, os.ErrClosed)
-	default:
+	if s.closed.Load() {
+		return Event{}, s.errClosed()
 	}
-	select {
-	case <-ctx.Done():
-		return Event{}, ctx.Err()
-	case r, ok := <-s.events:
-		if !ok {
-			// Only Close ends the reader goroutine without a final result.
-			return Event{}, fmt.Errorf("%s: %w", s.name, os.ErrClosed)
+	if s.inline != nil {
+		return s.nextInline()
+	}
+	if s.pos == len(s.batch) {
+		if s.batch != nil {
+			clear(s.batch) // the reader reuses it; keep no Flow alive through it
+			select {
+			case s.free <- s.batch[:0]:
+			default:
+			}
+			s.batch, s.pos = nil, 0
 		}
-		if r.err != nil {
-			s.err = r.err
-			return Event{}, r.err
+		select {
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case b, ok := <-s.events:
+			if !ok {
+				// Only Close ends the reader goroutine without a final result.
+				return Event{}, s.errClosed()
+			}
+			s.batch = b
 		}
-		return r.ev, nil
+	}
+	r := s.batch[s.pos]
+	s.pos++
+	if r.err != nil {
+		s.err = r.err
+		return Event{}, r.err
+	}
+	return r.ev, nil
+}
+
+// nextInline reads up to the next event on the caller's goroutine.
+func (s *FileSource) nextInline() (Event, error) {
+	for {
+		ev, ok, err := s.inline.next()
+		if err != nil {
+			s.parser.release() // nothing more to parse
+			if s.closed.Load() {
+				// Close closed the file under the read.
+				return Event{}, s.errClosed()
+			}
+			s.err = err
+			return Event{}, err
+		}
+		if ok {
+			return ev, nil
+		}
 	}
 }
+
+func (s *FileSource) errClosed() error { return fmt.Errorf("%s: %w", s.name, os.ErrClosed) }
 
 // Close stops reading and closes the file OpenFile opened. A read already blocked on a pipe
 // or stdin ends only when it returns; its result is discarded. A follower (OpenFileFollow)
@@ -149,6 +241,7 @@ func (s *FileSource) Next(ctx context.Context) (Event, error) {
 func (s *FileSource) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.closed.Store(true)
 		close(s.done)
 		if s.closer != nil {
 			err = s.closer.Close()
@@ -160,14 +253,39 @@ func (s *FileSource) Close() error {
 	return err
 }
 
-// send hands one result to Next; false means Close came first.
-func (s *FileSource) send(res fileResult) bool {
+// emit adds one result to the batch being filled, handing the batch to Next when it is
+// full; false means Close came first. Only the reader goroutine calls it.
+func (s *FileSource) emit(res fileResult) bool {
+	if s.out == nil {
+		select {
+		case s.out = <-s.free:
+		default:
+			s.out = make([]fileResult, 0, batchLen)
+		}
+	}
+	s.out = append(s.out, res)
+	return len(s.out) < batchLen || s.flush()
+}
+
+// flush hands what has been emitted to Next. The reader goroutine calls it before
+// anything that may wait (a read from a pipe, a follower's poll), so that no event waits
+// behind it; false means Close came first.
+func (s *FileSource) flush() bool {
+	if len(s.out) == 0 {
+		return true
+	}
 	select {
-	case s.events <- res:
+	case s.events <- s.out:
+		s.out = nil
 		return true
 	case <-s.done:
 		return false
 	}
+}
+
+// send hands one result, and everything before it, to Next; false means Close came first.
+func (s *FileSource) send(res fileResult) bool {
+	return s.emit(res) && s.flush()
 }
 
 // lineEvent makes the event of line n, whose full size was size; ok is false for a blank
@@ -179,7 +297,7 @@ func (s *FileSource) lineEvent(n int, line []byte, size int) (ev Event, ok bool)
 		if n == 1 {
 			line = bytes.TrimPrefix(line, utf8BOM)
 		}
-		if ev, ok = ParseLine(line); !ok {
+		if ev, ok = s.parser.parse(line); !ok {
 			return Event{}, false
 		}
 	}
@@ -187,40 +305,74 @@ func (s *FileSource) lineEvent(n int, line []byte, size int) (ev Event, ok bool)
 	return ev, true
 }
 
-// run owns the reader: it sends every event, then exactly one terminal error (io.EOF at the
-// end), unless Close comes first.
-func (s *FileSource) run(r io.Reader) {
-	defer close(s.events)
-	fail := func(line int, err error) {
-		s.send(fileResult{err: fmt.Errorf("%s: line %d: %w", s.name, line, err)})
-	}
+// stream reads the lines of a file or pipe into events, on whichever goroutine reads.
+type stream struct {
+	s      *FileSource
+	r      io.Reader
+	opened bool
+	lr     lineReader
+	n      int // physical lines read
+}
 
-	br := bufio.NewReaderSize(r, 64<<10)
+// open starts reading, through gzip when the content starts with its magic.
+func (st *stream) open() error {
+	st.opened = true
+	br := bufio.NewReaderSize(st.r, 64<<10)
 	if magic, err := br.Peek(len(gzipMagic)); bytes.Equal(magic, gzipMagic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			fail(1, fmt.Errorf("reading gzip header: %w", err))
-			return
+			return st.fail(1, fmt.Errorf("reading gzip header: %w", err))
 		}
-		defer zr.Close()
 		br = bufio.NewReaderSize(zr, 64<<10)
 	} else if err != nil && !errors.Is(err, io.EOF) {
-		fail(1, err)
-		return
+		return st.fail(1, err)
 	}
+	st.lr = lineReader{r: br, max: st.s.maxLine}
+	return nil
+}
 
-	lr := lineReader{r: br, max: s.maxLine}
-	for n := 1; ; n++ {
-		line, size, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			s.send(fileResult{err: io.EOF})
+func (st *stream) fail(line int, err error) error {
+	return fmt.Errorf("%s: line %d: %w", st.s.name, line, err)
+}
+
+// next reads one physical line: its event, ok=false for a blank line, or the error that
+// ends the stream (io.EOF after the last line).
+func (st *stream) next() (ev Event, ok bool, err error) {
+	if !st.opened {
+		if err := st.open(); err != nil {
+			return Event{}, false, err
+		}
+	}
+	st.n++
+	line, size, err := st.lr.next()
+	if errors.Is(err, io.EOF) {
+		return Event{}, false, io.EOF
+	}
+	if err != nil {
+		return Event{}, false, st.fail(st.n, err)
+	}
+	ev, ok = st.s.lineEvent(st.n, line, size)
+	return ev, ok, nil
+}
+
+// buffered reports whether reading the next line cannot wait for the writer.
+func (st *stream) buffered() bool { return st.opened && st.lr.buffered() }
+
+// run is the reader goroutine: it sends every event, then exactly one terminal error
+// (io.EOF at the end), unless Close comes first.
+func (s *FileSource) run(st *stream) {
+	defer close(s.events)
+	defer s.parser.release()
+	for {
+		if len(s.out) > 0 && !st.buffered() && !s.flush() {
 			return
 		}
+		ev, ok, err := st.next()
 		if err != nil {
-			fail(n, err)
+			s.send(fileResult{err: err})
 			return
 		}
-		if ev, ok := s.lineEvent(n, line, size); ok && !s.send(fileResult{ev: ev}) {
+		if ok && !s.emit(fileResult{ev: ev}) {
 			return
 		}
 	}
@@ -239,17 +391,27 @@ type lineReader struct {
 	buf  []byte // the line so far, up to max+1 bytes
 	size int    // bytes of the line so far, '\n' included, kept or not
 	done bool   // buf holds a line already returned
+	// ahead is how many buffered bytes are known to end in a '\n' (buffered), counted
+	// from r's read position.
+	ahead int
 }
 
 // next returns the next line without its '\n' and the line's size. When size > max the line
-// was consumed but not kept. The line is valid until the next call. io.EOF means no more
-// lines (for now, with holdPartial: a partial line is kept for the next call).
+// was consumed but not kept. The line is valid until the next call or the next use of r:
+// it may be r's own buffer. io.EOF means no more lines (for now, with holdPartial: a
+// partial line is kept for the next call).
 func (l *lineReader) next() (line []byte, size int, err error) {
 	if l.done {
 		l.buf, l.size, l.done = l.buf[:0], 0, false
 	}
 	for {
 		frag, err := l.r.ReadSlice('\n')
+		l.ahead = max(l.ahead-len(frag), 0)
+		if err == nil && l.size == 0 && len(frag) <= l.max+1 {
+			// The whole line is in r's buffer: read it there rather than copy it.
+			l.done = true
+			return frag[:len(frag)-1], len(frag) - 1, nil
+		}
 		l.size += len(frag)
 		if l.size <= l.max+1 { // +1 for the '\n'
 			l.buf = append(l.buf, frag...)
@@ -272,6 +434,16 @@ func (l *lineReader) next() (line []byte, size int, err error) {
 	}
 }
 
+// buffered reports whether the next line is already in r's buffer, so that reading it
+// cannot wait for a writer. It scans the buffer once per fill, not once per line.
+func (l *lineReader) buffered() bool {
+	if l.ahead == 0 {
+		b, _ := l.r.Peek(l.r.Buffered())
+		l.ahead = bytes.LastIndexByte(b, '\n') + 1
+	}
+	return l.ahead > 0
+}
+
 // partial returns the partial line held at EOF, and forgets it.
 func (l *lineReader) partial() (line []byte, size int) {
 	if l.done || l.size == 0 {
@@ -288,7 +460,7 @@ func (l *lineReader) partial() (line []byte, size int) {
 // reset starts over on r, dropping any partial line.
 func (l *lineReader) reset(r io.Reader) {
 	l.r.Reset(r)
-	l.buf, l.size, l.done = l.buf[:0], 0, false
+	l.buf, l.size, l.done, l.ahead = l.buf[:0], 0, false, 0
 }
 
 // DefaultFollowPoll is how often a follower at the end of its file looks for more.
@@ -339,7 +511,7 @@ func OpenFileFollow(path string, opts FollowOptions) (*FileSource, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		s := newFileSource(path, f, MaxLineBytes)
+		s := newFileSource(path, f, MaxLineBytes, false)
 		s.closer = f
 		return s, nil
 	}
@@ -350,11 +522,11 @@ func OpenFileFollow(path string, opts FollowOptions) (*FileSource, error) {
 	}
 	s := &FileSource{
 		name:    path,
-		events:  make(chan fileResult, readAhead),
 		done:    make(chan struct{}),
 		exited:  make(chan struct{}),
 		maxLine: MaxLineBytes,
 	}
+	s.startReader()
 	t := &tail{s: s, path: path, opts: opts, f: f, fi: fi}
 	go t.run()
 	return s, nil
@@ -377,6 +549,7 @@ type tail struct {
 func (t *tail) run() {
 	defer close(t.s.exited)
 	defer close(t.s.events)
+	defer t.s.parser.release()
 	defer func() { t.f.Close() }()
 
 	t.lr = lineReader{r: bufio.NewReaderSize(t.f, 64<<10), max: t.s.maxLine, holdPartial: true}
@@ -385,7 +558,7 @@ func (t *tail) run() {
 		return
 	}
 	for {
-		if !t.drain() || !t.wait() {
+		if !t.drain() || !t.s.flush() || !t.wait() {
 			return
 		}
 		if !t.check() {
@@ -407,7 +580,7 @@ func (t *tail) drain() bool {
 			return false
 		}
 		t.line++
-		if ev, ok := t.s.lineEvent(t.line, line, size); ok && !t.s.send(fileResult{ev: ev}) {
+		if ev, ok := t.s.lineEvent(t.line, line, size); ok && !t.s.emit(fileResult{ev: ev}) {
 			return false
 		}
 	}
@@ -481,7 +654,7 @@ func (t *tail) replaced(now time.Time) bool {
 	if line, size := t.lr.partial(); ok && size > 0 {
 		t.line++
 		if ev, parsed := t.s.lineEvent(t.line, line, size); parsed {
-			ok = t.s.send(fileResult{ev: ev})
+			ok = t.s.emit(fileResult{ev: ev})
 		}
 	}
 	t.f.Close()
@@ -504,5 +677,5 @@ func (t *tail) replaced(now time.Time) bool {
 }
 
 func (t *tail) health(st HealthState, at time.Time, msg string) bool {
-	return t.s.send(fileResult{ev: Event{Kind: KindHealth, Health: &Health{Time: at, Source: "file", State: st, Message: msg}}})
+	return t.s.emit(fileResult{ev: Event{Kind: KindHealth, Health: &Health{Time: at, Source: "file", State: st, Message: msg}}})
 }

@@ -205,17 +205,27 @@ func TestFileSourceLines(t *testing.T) {
 		},
 	}
 	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			var got []lineView
-			for _, ev := range readAll(t, NewReader(name, strings.NewReader(tc.input))) {
-				got = append(got, lineView{ev.Line, ev.Kind, ev.Reason})
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
+		for _, mode := range readModes {
+			t.Run(name+"/"+mode.name, func(t *testing.T) {
+				var got []lineView
+				for _, ev := range readAll(t, newFileSource(name, strings.NewReader(tc.input), MaxLineBytes, mode.inline)) {
+					got = append(got, lineView{ev.Line, ev.Kind, ev.Reason})
+				}
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("events (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
+
+// readModes are the two ways a FileSource reads: on Next's goroutine (memory, regular
+// files) and with a reader goroutine handing batches over (pipes, followers). Tests that
+// do not depend on the kind of reader run both.
+var readModes = []struct {
+	name   string
+	inline bool
+}{{"inline", true}, {"goroutine", false}}
 
 func TestFileSourceLineTooLong(t *testing.T) {
 	const flow = `{"flow":{"uuid":"u1"}}`
@@ -248,16 +258,18 @@ func TestFileSourceLineTooLong(t *testing.T) {
 		},
 	}
 	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			src := newFileSource(name, strings.NewReader(tc.input), max)
-			var got []lineView
-			for _, ev := range readAll(t, src) {
-				got = append(got, lineView{ev.Line, ev.Kind, ev.Reason})
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
+		for _, mode := range readModes {
+			t.Run(name+"/"+mode.name, func(t *testing.T) {
+				src := newFileSource(name, strings.NewReader(tc.input), max, mode.inline)
+				var got []lineView
+				for _, ev := range readAll(t, src) {
+					got = append(got, lineView{ev.Line, ev.Kind, ev.Reason})
+				}
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("events (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 
@@ -284,7 +296,7 @@ func TestFileSourceReadErrors(t *testing.T) {
 	var corruptInput flate.CorruptInputError
 
 	cases := map[string]struct {
-		input io.Reader
+		input func() io.Reader
 		// wantEvents are delivered before the error; -1 when that depends on where the
 		// compressor happened to put block boundaries.
 		wantEvents int
@@ -293,75 +305,88 @@ func TestFileSourceReadErrors(t *testing.T) {
 		wantAs     any
 	}{
 		"gzip magic without a gzip header": {
-			input:      bytes.NewReader([]byte{0x1f, 0x8b, 'n', 'o', 't', ' ', 'g', 'z', 'i', 'p', '\n'}),
+			input:      readerOf(bytes.NewReader, []byte{0x1f, 0x8b, 'n', 'o', 't', ' ', 'g', 'z', 'i', 'p', '\n'}),
 			wantPrefix: "cap: line 1: reading gzip header: ",
 			wantIs:     gzip.ErrHeader,
 		},
 		"truncated gzip stream": {
-			input:      bytes.NewReader(good[:len(good)-10]),
+			input:      readerOf(bytes.NewReader, good[:len(good)-10]),
 			wantEvents: -1,
 			wantPrefix: "cap: line ",
 			wantIs:     io.ErrUnexpectedEOF,
 		},
 		"corrupt gzip checksum": {
-			input:      bytes.NewReader(badChecksum),
+			input:      readerOf(bytes.NewReader, badChecksum),
 			wantEvents: 3,
 			wantPrefix: "cap: line 4: ",
 			wantIs:     gzip.ErrChecksum,
 		},
 		"corrupt deflate data": {
-			input:      bytes.NewReader(append(bytes.Clone(good[:10]), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)),
+			input:      readerOf(bytes.NewReader, append(bytes.Clone(good[:10]), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)),
 			wantPrefix: "cap: line 1: ",
 			wantAs:     &corruptInput,
 		},
 		"reader fails mid-line": {
-			input:      io.MultiReader(strings.NewReader(flow+flow+`{"flow":`), iotest.ErrReader(fs.ErrPermission)),
+			input: func() io.Reader {
+				return io.MultiReader(strings.NewReader(flow+flow+`{"flow":`), iotest.ErrReader(fs.ErrPermission))
+			},
 			wantEvents: 2,
 			wantPrefix: "cap: line 3: ",
 			wantIs:     fs.ErrPermission,
 		},
 	}
 	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			src := NewReader("cap", tc.input)
-			var events int
-			var err error
-			for {
-				var ev Event
-				if ev, err = src.Next(t.Context()); err != nil {
-					break
+		for _, mode := range readModes {
+			t.Run(name+"/"+mode.name, func(t *testing.T) {
+				src := newFileSource("cap", tc.input(), MaxLineBytes, mode.inline)
+				var events int
+				var err error
+				for {
+					var ev Event
+					if ev, err = src.Next(t.Context()); err != nil {
+						break
+					}
+					if ev.Kind == KindMalformed {
+						t.Errorf("line %d: read failure reported as malformed %s: %s", ev.Line, ev.Reason, ev.Detail)
+					}
+					events++
 				}
-				if ev.Kind == KindMalformed {
-					t.Errorf("line %d: read failure reported as malformed %s: %s", ev.Line, ev.Reason, ev.Detail)
+				if tc.wantEvents >= 0 && events != tc.wantEvents {
+					t.Errorf("got %d events before the error, want %d", events, tc.wantEvents)
 				}
-				events++
-			}
-			if tc.wantEvents >= 0 && events != tc.wantEvents {
-				t.Errorf("got %d events before the error, want %d", events, tc.wantEvents)
-			}
-			if !strings.HasPrefix(err.Error(), tc.wantPrefix) {
-				t.Errorf("error %q, want prefix %q", err, tc.wantPrefix)
-			}
-			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-				t.Errorf("error %v, want errors.Is %v", err, tc.wantIs)
-			}
-			if tc.wantAs != nil && !errors.As(err, tc.wantAs) {
-				t.Errorf("error %v, want errors.As %T", err, tc.wantAs)
-			}
-			if _, again := src.Next(t.Context()); again != err {
-				t.Errorf("Next after the error = %v, want the same error %v", again, err)
-			}
-		})
+				if !strings.HasPrefix(err.Error(), tc.wantPrefix) {
+					t.Errorf("error %q, want prefix %q", err, tc.wantPrefix)
+				}
+				if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+					t.Errorf("error %v, want errors.Is %v", err, tc.wantIs)
+				}
+				if tc.wantAs != nil && !errors.As(err, tc.wantAs) {
+					t.Errorf("error %v, want errors.As %T", err, tc.wantAs)
+				}
+				if _, again := src.Next(t.Context()); again != err {
+					t.Errorf("Next after the error = %v, want the same error %v", again, err)
+				}
+			})
+		}
 	}
 }
 
+// readerOf defers making a reader, so that each run of a table case gets a fresh one.
+func readerOf(r func([]byte) *bytes.Reader, b []byte) func() io.Reader {
+	return func() io.Reader { return r(b) }
+}
+
 func TestFileSourceEOFIsSticky(t *testing.T) {
-	src := NewReader("one", strings.NewReader(`{"flow":{"uuid":"u1"}}`))
-	readAll(t, src)
-	for range 2 {
-		if _, err := src.Next(t.Context()); !errors.Is(err, io.EOF) {
-			t.Fatalf("Next after EOF = %v, want io.EOF", err)
-		}
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			src := newFileSource("one", strings.NewReader(`{"flow":{"uuid":"u1"}}`), MaxLineBytes, mode.inline)
+			readAll(t, src)
+			for range 2 {
+				if _, err := src.Next(t.Context()); !errors.Is(err, io.EOF) {
+					t.Fatalf("Next after EOF = %v, want io.EOF", err)
+				}
+			}
+		})
 	}
 }
 
@@ -395,26 +420,149 @@ func TestFileSourceContextCancelWhileBlocked(t *testing.T) {
 }
 
 func TestFileSourceClose(t *testing.T) {
-	// More lines than the read-ahead, so the reader goroutine is blocked sending at Close.
+	// More lines than the read-ahead, so a reader goroutine is blocked sending at Close.
 	path := filepath.Join(t.TempDir(), "many.jsonl")
 	if err := os.WriteFile(path, bytes.Repeat([]byte(`{"flow":{"uuid":"u1"}}`+"\n"), 4*readAhead), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := newFileSource(path, f, MaxLineBytes, mode.inline)
+			src.closer = f
+			if _, err := src.Next(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if err := src.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			if _, err := src.Next(t.Context()); !errors.Is(err, os.ErrClosed) {
+				t.Errorf("Next after Close = %v, want os.ErrClosed", err)
+			}
+		})
+	}
+}
+
+// Close may come from another goroutine while Next reads inline; Next then ends with
+// os.ErrClosed (or returns what it had already read), never a read error about the
+// closed file, and the race detector has nothing to say.
+func TestFileSourceCloseDuringInlineNext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "many.jsonl")
+	if err := os.WriteFile(path, bytes.Repeat([]byte(`{"flow":{"uuid":"u1"}}`+"\n"), 20000), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	src, err := OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Next(t.Context()); err != nil {
-		t.Fatal(err)
+	if src.inline == nil {
+		t.Fatal("a regular file is not read inline")
 	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := src.Next(context.Background()); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Millisecond)
 	if err := src.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := src.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
+	if err := <-errc; !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
+		t.Errorf("Next during Close ended with %v, want os.ErrClosed (or io.EOF if it read all first)", err)
 	}
-	if _, err := src.Next(t.Context()); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Next after Close = %v, want os.ErrClosed", err)
+}
+
+func TestFileSourceReadMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flows.jsonl")
+	if err := os.WriteFile(path, []byte(`{"flow":{"uuid":"u1"}}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	cases := map[string]struct {
+		open       func(t *testing.T) *FileSource
+		wantInline bool
+	}{
+		"regular file":   {open: func(t *testing.T) *FileSource { return must(t)(OpenFile(path)) }, wantInline: true},
+		"bytes.Reader":   {open: func(*testing.T) *FileSource { return NewReader("b", bytes.NewReader(nil)) }, wantInline: true},
+		"bytes.Buffer":   {open: func(*testing.T) *FileSource { return NewReader("b", new(bytes.Buffer)) }, wantInline: true},
+		"strings.Reader": {open: func(*testing.T) *FileSource { return NewReader("s", strings.NewReader("")) }, wantInline: true},
+		"os pipe":        {open: func(*testing.T) *FileSource { return NewReader("p", pr) }},
+		"io pipe": {open: func(*testing.T) *FileSource {
+			r, _ := io.Pipe()
+			return NewReader("p", r)
+		}},
+		"other reader": {open: func(*testing.T) *FileSource { return NewReader("o", struct{ io.Reader }{strings.NewReader("")}) }},
+		"follower":     {open: func(t *testing.T) *FileSource { return must(t)(OpenFileFollow(path, FollowOptions{})) }},
+		"NewPromptReader": {open: func(*testing.T) *FileSource {
+			return NewPromptReader("o", struct{ io.Reader }{strings.NewReader("")})
+		}, wantInline: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			src := tc.open(t)
+			defer src.Close()
+			if got := src.inline != nil; got != tc.wantInline {
+				t.Errorf("read inline = %v, want %v", got, tc.wantInline)
+			}
+		})
+	}
+}
+
+func must(t *testing.T) func(*FileSource, error) *FileSource {
+	return func(src *FileSource, err error) *FileSource {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+}
+
+// A reader goroutine hands events over in batches, but never holds one back while it
+// waits for a writer: lines written to a pipe that stays open are delivered, a blank last
+// line included.
+func TestFileSourcePipeDeliversBeforeBlocking(t *testing.T) {
+	const flow = `{"flow":{"uuid":"u1"}}`
+	cases := map[string]string{
+		"one line":                flow + "\n",
+		"a few lines":             flow + "\n" + flow + "\n" + flow + "\n",
+		"a blank line after them": flow + "\n" + flow + "\n\n",
+		"then half a line":        flow + "\n" + `{"flow":{"uu`,
+		"more than a batch":       strings.Repeat(flow+"\n", batchLen+3),
+	}
+	for name, input := range cases {
+		t.Run(name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			src := NewReader("pipe", pr)
+			defer src.Close()
+			go pw.Write([]byte(input))
+			want := strings.Count(strings.ReplaceAll(input, "\n\n", "\n"), flow+"\n")
+			for i := range want {
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				ev, err := src.Next(ctx)
+				cancel()
+				if err != nil || ev.Kind != KindFlow {
+					t.Fatalf("Next #%d = %+v, %v; want the flow the writer wrote", i+1, ev, err)
+				}
+			}
+		})
 	}
 }
 
@@ -476,17 +624,25 @@ func TestOpenFileStdin(t *testing.T) {
 }
 
 func TestFileSourceCanceledContextWinsOverReadyEvent(t *testing.T) {
-	src := NewReader("ready", strings.NewReader(`{"flow":{"uuid":"u1"}}`+"\n"))
-	defer src.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	for range 10 {
-		if ev, err := src.Next(ctx); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Next with a canceled ctx = %+v, %v; want context.Canceled", ev, err)
-		}
-	}
-	if ev, err := src.Next(t.Context()); err != nil || ev.Flow == nil || ev.Flow.UUID != "u1" {
-		t.Errorf("Next after the cancel = %+v, %v; want the flow, not lost", ev, err)
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			// Two flows, so that a reader goroutine's batch still holds one after the
+			// first Next.
+			src := newFileSource("ready", strings.NewReader(`{"flow":{"uuid":"u1"}}`+"\n"+`{"flow":{"uuid":"u2"}}`+"\n"), MaxLineBytes, mode.inline)
+			defer src.Close()
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			for _, want := range []string{"u1", "u2"} {
+				for range 10 {
+					if ev, err := src.Next(ctx); !errors.Is(err, context.Canceled) {
+						t.Fatalf("Next with a canceled ctx = %+v, %v; want context.Canceled", ev, err)
+					}
+				}
+				if ev, err := src.Next(t.Context()); err != nil || ev.Flow == nil || ev.Flow.UUID != want {
+					t.Errorf("Next after the cancel = %+v, %v; want the flow %s, not lost", ev, err, want)
+				}
+			}
+		})
 	}
 }
 
@@ -626,7 +782,8 @@ func (f *follower) idle() []followView {
 	f.t.Helper()
 	var got []followView
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if len(f.src.events) > 0 {
+		// Events wait in the channel's batches or in the batch Next is taking from.
+		if len(f.src.events) > 0 || f.src.pos < len(f.src.batch) {
 			ev, err := f.src.Next(f.t.Context())
 			if err != nil {
 				f.t.Fatalf("Next after %d events: %v", len(got), err)

@@ -91,6 +91,40 @@ func ParseLine(line []byte) (ev Event, ok bool) {
 	return parseSlow(line), true
 }
 
+// lineParser is ParseLine with a fast decoder held for a whole stream instead of taken
+// from the pool for each line: a FileSource parses every line of its stream on one
+// goroutine, so no line pays for a pool round trip or for clearing the decoder's hold on
+// the line (the stream's buffer, which outlives the line anyway). The decoder comes from
+// the pool, tables and all, so that a process reading file after file (a benchmark, a
+// daemon reopening its input) does not start every file cold; release returns it.
+type lineParser struct {
+	d *fastDecoder
+}
+
+// parse is ParseLine.
+func (p *lineParser) parse(line []byte) (ev Event, ok bool) {
+	line = trimSpace(line)
+	if len(line) == 0 {
+		return Event{}, false
+	}
+	if p.d == nil {
+		p.d = fastPool.Get().(*fastDecoder)
+	}
+	if ev, ok := p.d.parse(line); ok {
+		return ev, true
+	}
+	return parseSlow(line), true
+}
+
+// release returns the decoder to the pool; the parser takes another if used again. Only
+// the goroutine that parses may call it.
+func (p *lineParser) release() {
+	if p.d != nil {
+		putFast(p.d)
+		p.d = nil
+	}
+}
+
 // trimSpace is bytes.Trim(line, jsonSpace) without the general-purpose set lookup, which
 // showed in profiles of file replay.
 func trimSpace(line []byte) []byte {

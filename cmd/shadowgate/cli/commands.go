@@ -333,7 +333,13 @@ func openCounted(cmd *cobra.Command, o Options) (*cluster.Snapshot, flowSource, 
 		return nil, nil, nil, 0, badInput(err)
 	}
 	cr := &countingReader{r: f}
-	return snap, closingSource{flows.NewReader(o.Flows, cr), f}, cr, fi.Size(), nil
+	open := flows.NewReader
+	if fi.Mode().IsRegular() {
+		// The counter hides the file's type: a regular file never waits for a writer, so
+		// it is read and parsed on the caller's goroutine, without a hand-off per batch.
+		open = flows.NewPromptReader
+	}
+	return snap, closingSource{open(o.Flows, cr), f}, cr, fi.Size(), nil
 }
 
 // closingSource closes the file under a reader-backed source.
