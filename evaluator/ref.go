@@ -87,6 +87,38 @@ func (e *Engine) Resolve(ep Endpoint) Ref {
 // current address index. A Ref that is not fresh is still judged right.
 func (e *Engine) Fresh(r *Ref) bool { return r.ips == e.cur.Load().ips }
 
+// Version names the state of e that verdicts and Refs' freshness depend on. While two
+// calls return equal Versions, EvaluateRef gives equal verdicts for the same Refs,
+// protocol and port, and Fresh the same answer: a caller may keep what it derived from
+// verdicts and compare Versions instead of asking again. Every namespace or policy
+// change (anything that starts a new verdict cache or address index) makes a new
+// Version; a Version holds the state it names, so it is never reused.
+type Version struct{ v *engineView }
+
+// Version returns e's current Version (see the type).
+func (e *Engine) Version() Version { return Version{e.cur.Load()} }
+
+// RefKey is what a verdict reads of one end (see Ref.Key).
+type RefKey struct {
+	id, class uint32
+	kind      uint8
+}
+
+// Key returns what EvaluateRef reads of r, with one exception. Two connections are
+// judged alike by one engine under one Version when their sources' Keys are equal and
+// their destinations' Keys are equal, on the same protocol and port, provided every Ref
+// is fresh (Fresh) and neither connection is
+//
+//   - a pod talking to itself (the same pod at both ends), or
+//   - from a node (Host) to a pod, where the own-node exemption reads which node and
+//     which pod.
+//
+// The cache key holds nothing else of an end (see Engine). A caller may so share one
+// judgement among the pods of a workload, or the addresses of an ipBlock.
+func (r *Ref) Key() RefKey {
+	return RefKey{id: r.id, class: r.class, kind: r.kind}
+}
+
 // Endpoint returns the endpoint r was resolved from, normalized as every verdict sees
 // it: a host-network pod is its node, an endpoint of unknown kind is External, and the
 // address is unmapped and zoneless.

@@ -196,10 +196,35 @@ func (a *aggregate) peerID(ep evaluator.Endpoint) int32 {
 // edgeTable holds every observed edge in one slice and finds it by key through an
 // open-addressing table whose slots carry the key inline: a flow's edge costs one probe
 // of 16 bytes and the record it updates, with no hashing of strings.
+//
+// A flow of a known edge updates only the edge's hot record (count, first and last seen,
+// status rank): 64 bytes beside the 300 of the Edge, which report fills in from it.
 type edgeTable struct {
 	slots []edgeSlot
 	list  []Edge
 	keys  []edgeKey
+	hot   []edgeHot
+}
+
+// edgeHot is what every flow of an edge updates. rank is rank(Status)+1, 0 while the
+// edge has no status.
+type edgeHot struct {
+	count       int64
+	first, last time.Time
+	rank        uint8
+}
+
+func (h *edgeHot) seen(t time.Time) {
+	h.count++
+	if t.IsZero() {
+		return
+	}
+	if h.first.IsZero() || t.Before(h.first) {
+		h.first = t
+	}
+	if t.After(h.last) {
+		h.last = t
+	}
 }
 
 type edgeSlot struct {
@@ -213,25 +238,25 @@ func hashEdge(k edgeKey) uint64 {
 	return h ^ h>>29
 }
 
-// get returns the edge with key k, or nil.
-func (t *edgeTable) get(k edgeKey) *Edge {
+// get returns the position of the edge with key k, or -1.
+func (t *edgeTable) get(k edgeKey) int32 {
 	if len(t.slots) == 0 {
-		return nil
+		return -1
 	}
 	mask := uint64(len(t.slots) - 1)
 	for i := hashEdge(k) & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.pos == 0 {
-			return nil
+			return -1
 		}
 		if s.key == k {
-			return &t.list[s.pos-1]
+			return s.pos - 1
 		}
 	}
 }
 
-// add stores e under k, which must not be stored yet, and returns the stored record.
-func (t *edgeTable) add(k edgeKey, e Edge) *Edge {
+// add stores e under k, which must not be stored yet, and returns its position.
+func (t *edgeTable) add(k edgeKey, e Edge) int32 {
 	if (len(t.list)+1)*4 > len(t.slots)*3 {
 		t.slots = make([]edgeSlot, max(64, 2*len(t.slots)))
 		for i, k := range t.keys {
@@ -240,8 +265,9 @@ func (t *edgeTable) add(k edgeKey, e Edge) *Edge {
 	}
 	t.list = append(t.list, e)
 	t.keys = append(t.keys, k)
+	t.hot = append(t.hot, edgeHot{})
 	t.insert(k, int32(len(t.list)-1))
-	return &t.list[len(t.list)-1]
+	return int32(len(t.list) - 1)
 }
 
 func (t *edgeTable) insert(k edgeKey, pos int32) {
@@ -279,6 +305,7 @@ func (a *aggregate) protoCode(p string) uint16 {
 
 type nsStats struct {
 	connections, wouldDrop int64
+	pos                    int32 // in aggregate.nsList
 }
 
 type aggregate struct {
@@ -286,6 +313,10 @@ type aggregate struct {
 	peers  peerTable
 	counts FlowCounts
 	ns     map[string]*nsStats
+	nsList []*nsStats // by nsStats.pos
+	// skips counts the skip reasons skipIndex knows (the rest go to counts.Skipped
+	// directly), so that the most common flows (replies) hash no string.
+	skips  [len(skipReasons)]int64
 	edges  map[edgeKey]*Edge
 	all    edgeTable
 	protos []string // by protocol code, see protoCode
@@ -302,7 +333,7 @@ func newAggregate(s *Simulator) *aggregate {
 	a.counts.Skipped = map[string]int64{}
 	a.counts.Malformed = map[string]int64{}
 	for ns := range s.enforced {
-		a.ns[ns] = &nsStats{}
+		a.stats(ns)
 	}
 	return a
 }
@@ -310,21 +341,107 @@ func newAggregate(s *Simulator) *aggregate {
 func (a *aggregate) stats(ns string) *nsStats {
 	st, ok := a.ns[ns]
 	if !ok {
-		st = &nsStats{}
+		st = &nsStats{pos: int32(len(a.nsList))}
 		a.ns[ns] = st
+		a.nsList = append(a.nsList, st)
 	}
 	return st
 }
 
-func (a *aggregate) add(j *Judgement, sm, dm *podMemoSlot) {
+// skipReasons are the skip reasons judge gives, counted in aggregate.skips.
+var skipReasons = [...]string{SkipReply, SkipNonIP, SkipL7, SkipSock, SkipUnsupportedProtocol, SkipUnresolvedSource, SkipUnresolvedDest, SkipNoPort}
+
+func skipIndex(reason string) int {
+	switch reason {
+	case SkipReply:
+		return 0
+	case SkipNonIP:
+		return 1
+	case SkipL7:
+		return 2
+	case SkipSock:
+		return 3
+	case SkipUnsupportedProtocol:
+		return 4
+	case SkipUnresolvedSource:
+		return 5
+	case SkipUnresolvedDest:
+		return 6
+	case SkipNoPort:
+		return 7
+	}
+	return -1
+}
+
+// skipped returns the skip counts by reason.
+func (a *aggregate) skipped() map[string]int64 {
+	out := copyCounts(a.counts.Skipped)
+	for i, n := range a.skips {
+		if n > 0 {
+			out[skipReasons[i]] += n
+		}
+	}
+	return out
+}
+
+func (a *aggregate) add(j *Judgement, jd judged) {
 	a.counts.Read++
 	if j.Outcome == Skipped {
-		a.counts.Skipped[j.Reason]++
+		if i := skipIndex(j.Reason); i >= 0 {
+			a.skips[i]++
+		} else {
+			a.counts.Skipped[j.Reason]++
+		}
 		return
 	}
 	a.counts.Evaluated++
-	// A connection counts for the namespace whose enforcement judges it: the destination's
-	// (ingress) and, when egress is enforced, the source's.
+	// A connection between memoized pods finds its edge and namespace counters in its
+	// connection memo slot, once place has put them there.
+	var edge, dstStats, srcStats int32
+	if cs := jd.conn; cs != nil && cs.edge > 0 {
+		edge, dstStats, srcStats = cs.edge-1, cs.dstStats, cs.srcStats
+	} else {
+		edge, dstStats, srcStats = a.place(j, jd.sm, jd.dm)
+		if cs != nil {
+			cs.edge, cs.dstStats, cs.srcStats = edge+1, dstStats, srcStats
+		}
+	}
+	if dstStats > 0 {
+		a.nsList[dstStats-1].connections++
+	}
+	if srcStats > 0 {
+		a.nsList[srcStats-1].connections++
+	}
+	h := &a.all.hot[edge]
+	h.seen(j.Flow.Time)
+	if st := status(j); h.rank == 0 || uint8(rank(st)+1) > h.rank {
+		e := &a.all.list[edge]
+		e.Status, e.Reason, e.AllowedBy = st, j.Reason, ruleNames(j.Enforced)
+		e.Intents = a.s.ruleIntents(j.Enforced)
+		h.rank = uint8(rank(st) + 1)
+	}
+	if !j.WouldDrop {
+		return
+	}
+	k := a.all.keys[edge]
+	dropped := droppedIn(j)
+	for _, ns := range dropped {
+		a.stats(ns).wouldDrop++
+	}
+	u, ok := a.edges[k]
+	if !ok {
+		e := &a.all.list[edge]
+		a.dropIn[k] = dropped
+		u = &Edge{Source: e.Source, Destination: e.Destination, Port: k.port, Protocol: e.Protocol, Reason: uncoveredReason(j), Status: StatusWouldDrop}
+		a.edges[k] = u
+	}
+	seen(u, j.Flow.Time)
+}
+
+// place finds (or adds) the edge of a judged connection, and the namespace counters
+// (nsStats.pos plus one, 0 for none) its flows count for: the destination's namespace
+// when it is enforced (ingress) and, when egress is enforced, the source's.
+func (a *aggregate) place(j *Judgement, sm, dm *podMemoSlot) (edge, dstStats, srcStats int32) {
 	var k edgeKey
 	dstNS := ""
 	if j.Conn.Dst.Kind == evaluator.Pod {
@@ -332,7 +449,7 @@ func (a *aggregate) add(j *Judgement, sm, dm *podMemoSlot) {
 		k.dst, enforced = a.podPeer(j.Conn.Dst.Pod, dm)
 		if enforced {
 			dstNS = j.Conn.Dst.Pod.Namespace
-			a.stats(dstNS).connections++
+			dstStats = a.stats(dstNS).pos + 1
 		}
 	} else {
 		k.dst = a.peerID(j.Conn.Dst)
@@ -341,35 +458,17 @@ func (a *aggregate) add(j *Judgement, sm, dm *podMemoSlot) {
 		var enforced bool
 		k.src, enforced = a.podPeer(j.Conn.Src.Pod, sm)
 		if a.s.opts.Compile.Egress && enforced && j.Conn.Src.Pod.Namespace != dstNS {
-			a.stats(j.Conn.Src.Pod.Namespace).connections++
+			srcStats = a.stats(j.Conn.Src.Pod.Namespace).pos + 1
 		}
 	} else {
 		k.src = a.peerID(j.Conn.Src)
 	}
 	k.port, k.proto = j.Conn.Port, a.protoCode(string(j.Conn.Protocol))
-	e := a.all.get(k)
-	if e == nil {
-		e = a.all.add(k, Edge{Source: a.peers.list[k.src], Destination: a.peers.list[k.dst], Port: k.port, Protocol: string(j.Conn.Protocol), Reason: j.Reason})
+	edge = a.all.get(k)
+	if edge < 0 {
+		edge = a.all.add(k, Edge{Source: a.peers.list[k.src], Destination: a.peers.list[k.dst], Port: k.port, Protocol: string(j.Conn.Protocol), Reason: j.Reason})
 	}
-	seen(e, j.Flow.Time)
-	if st := status(j); rank(st) > rank(e.Status) || e.Status == "" {
-		e.Status, e.Reason, e.AllowedBy = st, j.Reason, ruleNames(j.Enforced)
-		e.Intents = a.s.ruleIntents(j.Enforced)
-	}
-	if !j.WouldDrop {
-		return
-	}
-	dropped := droppedIn(j)
-	for _, ns := range dropped {
-		a.stats(ns).wouldDrop++
-	}
-	u, ok := a.edges[k]
-	if !ok {
-		a.dropIn[k] = dropped
-		u = &Edge{Source: e.Source, Destination: e.Destination, Port: k.port, Protocol: e.Protocol, Reason: uncoveredReason(j), Status: StatusWouldDrop}
-		a.edges[k] = u
-	}
-	seen(u, j.Flow.Time)
+	return edge, dstStats, srcStats
 }
 
 func seen(e *Edge, t time.Time) {
@@ -497,7 +596,7 @@ func (a *aggregate) nodeStatus(*flows.NodeStatus) {
 
 func (a *aggregate) report() *Report {
 	r := &Report{Enforced: []string{}, Namespaces: []NamespaceReport{}, Uncovered: []Edge{}, Edges: []Edge{}, Flows: a.counts}
-	r.Flows.Skipped = copyCounts(a.counts.Skipped)
+	r.Flows.Skipped = a.skipped()
 	r.Flows.Malformed = copyCounts(a.counts.Malformed)
 	r.Flows.MalformedLines = append([]MalformedLine(nil), a.counts.MalformedLines...)
 	for ns := range a.s.enforced {
@@ -513,6 +612,10 @@ func (a *aggregate) report() *Report {
 	}
 	sort.Slice(r.Uncovered, func(i, j int) bool { return edgeLess(&r.Uncovered[i], &r.Uncovered[j]) })
 	r.Edges = append(r.Edges, a.all.list...)
+	for i := range r.Edges {
+		h := &a.all.hot[i]
+		r.Edges[i].Count, r.Edges[i].FirstSeen, r.Edges[i].LastSeen = h.count, h.first, h.last
+	}
 	sort.Slice(r.Edges, func(i, j int) bool { return edgeLess(&r.Edges[i], &r.Edges[j]) })
 	for ns, st := range a.ns {
 		r.Namespaces = append(r.Namespaces, NamespaceReport{

@@ -43,6 +43,9 @@ type resolver struct {
 	// hashes and compares both strings and misses cache on large clusters. Strings that
 	// are not interned only miss.
 	memo podMemo
+	// conns remembers judgements by the classes of their ends (see connMemo). Its keys
+	// may name memo slots, so it goes with them.
+	conns connMemo
 	// ofWorkload lists each workload's pods (host-network ones left out) in snapshot
 	// order, for re-judging stored edges; built on first use, since a replay never needs
 	// it.
@@ -54,16 +57,24 @@ type podKey struct{ namespace, name string }
 // podMemoSlot remembers a snapshot pod found by name, and keeps its endpoint resolved by
 // both engines (refs, for the address ip), so a busy pod is resolved once, not once per
 // flow and engine.
+//
+// What a flow reads of a slot once its connection is in the connMemo (class and ep) comes
+// first and fills 64 bytes, and slots are 256 bytes, so that it is one cache line.
 type podMemoSlot struct {
-	pod  *cluster.Pod
-	ip   netip.Addr
-	refs refPair
+	// class is the pod's class in the connMemo generation gen (0: none).
+	class, gen uint32
+	// ep is podEndpoint(pod, netip.Addr{}), so that a flow end reads the slot, not the pod.
+	ep  evaluator.Endpoint
+	pod *cluster.Pod
 	// peer is the pod's report peer number plus one (0: not numbered yet), enforced
 	// whether its namespace is enforced (valid once peer is set); see aggregate.add.
 	peer     int32
 	enforced bool
-	// ep is podEndpoint(pod, netip.Addr{}), so that a flow end reads the slot, not the pod.
-	ep evaluator.Endpoint
+	ip       netip.Addr
+	refs     refPair
+	// idx is the slot's position in podMemo.entries plus one.
+	idx uint32
+	_   [20]byte
 }
 
 // endpoint is podEndpoint(m.pod, ip).
@@ -78,21 +89,23 @@ func (m *podMemoSlot) endpoint(ip netip.Addr) evaluator.Endpoint {
 // refPair is an endpoint resolved by the current and the enforced engine.
 type refPair struct{ cur, enf evaluator.Ref }
 
-// podMemo finds memo entries by string addresses: an open-addressing index over keys
-// (the address pairs seen), each naming the entry of its pod. Entries are per pod, so
-// they are bounded by the snapshot's pods; keys grow with the distinct address pairs and
-// start over past maxKeys (decoders empty their string tables when full, so addresses
-// churn in a long run), without losing the entries.
+// podMemo finds memo entries by string addresses: an open-addressing table of keys (the
+// address pairs seen, inline, so that a probe reads one line of it), each naming the
+// entry of its pod. Entries are per pod, so they are bounded by the snapshot's pods; keys
+// grow with the distinct address pairs and start over past maxKeys (decoders empty their
+// string tables when full, so addresses churn in a long run), without losing the
+// entries.
 type podMemo struct {
-	index   []uint32 // 0 is empty, else a position in keys plus one
-	keys    []memoKey
+	index   []memoKey
+	keys    int // in index
 	entries []podMemoSlot
 	byPod   map[*cluster.Pod]uint32
 	maxKeys int
 }
 
 // memoKey holds the strings themselves, so while it exists their addresses cannot be
-// reused for other text: equal addresses and lengths mean equal strings.
+// reused for other text: equal addresses and lengths mean equal strings. entry is a
+// position in podMemo.entries plus one; 0 is an empty key.
 type memoKey struct {
 	namespace, name string
 	entry           uint32
@@ -114,12 +127,12 @@ func (m *podMemo) get(namespace, name string) *podMemoSlot {
 	}
 	mask := uint64(len(m.index) - 1)
 	for i := memoHash(namespace, name) & mask; ; i = (i + 1) & mask {
-		p := m.index[i]
-		if p == 0 {
+		k := &m.index[i]
+		if k.entry == 0 {
 			return nil
 		}
-		if k := &m.keys[p-1]; sameString(k.name, name) && sameString(k.namespace, namespace) {
-			return &m.entries[k.entry]
+		if sameString(k.name, name) && sameString(k.namespace, namespace) {
+			return &m.entries[k.entry-1]
 		}
 	}
 }
@@ -130,30 +143,34 @@ func (m *podMemo) add(namespace, name string, pod *cluster.Pod) *podMemoSlot {
 	e, ok := m.byPod[pod]
 	if !ok {
 		e = uint32(len(m.entries))
-		m.entries = append(m.entries, podMemoSlot{pod: pod, ep: podEndpoint(pod, netip.Addr{})})
+		m.entries = append(m.entries, podMemoSlot{idx: e + 1, pod: pod, ep: podEndpoint(pod, netip.Addr{})})
 		m.byPod[pod] = e
 	}
-	if len(m.keys) >= m.maxKeys {
-		m.keys, m.index = m.keys[:0], nil
+	if m.keys >= m.maxKeys {
+		clear(m.index)
+		m.keys = 0
 	}
-	if (len(m.keys)+1)*2 > len(m.index) {
-		m.index = make([]uint32, max(1024, 2*len(m.index)))
-		for i := range m.keys {
-			m.insert(&m.keys[i], uint32(i+1))
+	if (m.keys+1)*2 > len(m.index) {
+		old := m.index
+		m.index = make([]memoKey, max(1024, 2*len(m.index)))
+		for i := range old {
+			if old[i].entry != 0 {
+				m.insert(old[i])
+			}
 		}
 	}
-	m.keys = append(m.keys, memoKey{namespace: namespace, name: name, entry: e})
-	m.insert(&m.keys[len(m.keys)-1], uint32(len(m.keys)))
+	m.insert(memoKey{namespace: namespace, name: name, entry: e + 1})
+	m.keys++
 	return &m.entries[e]
 }
 
-func (m *podMemo) insert(k *memoKey, pos uint32) {
+func (m *podMemo) insert(k memoKey) {
 	mask := uint64(len(m.index) - 1)
 	i := memoHash(k.namespace, k.name) & mask
-	for m.index[i] != 0 {
+	for m.index[i].entry != 0 {
 		i = (i + 1) & mask
 	}
-	m.index[i] = pos
+	m.index[i] = k
 }
 
 // pod finds the snapshot pod namespace/name (both non-empty) and its memo slot, or nil.
@@ -223,7 +240,8 @@ func (r *resolver) resolve(ep *flows.Endpoint, observer string, local bool) (eva
 // any other endpoint).
 func (r *resolver) resolveMemo(ep *flows.Endpoint, observer string, local bool) (evaluator.Endpoint, *podMemoSlot, bool) {
 	out := evaluator.Endpoint{IP: ep.IP}
-	if hasLabel(ep.Labels, labelHost) {
+	reserved := reservedOf(ep.Labels)
+	if reserved&reservedHost != 0 {
 		out.Kind = evaluator.Host
 		out.Node = observer
 		if n, ok := r.snap.NodeByIP(ep.IP); ok {
@@ -231,7 +249,7 @@ func (r *resolver) resolveMemo(ep *flows.Endpoint, observer string, local bool) 
 		}
 		return out, nil, true
 	}
-	if hasLabel(ep.Labels, labelRemoteNode) {
+	if reserved&reservedRemoteNode != 0 {
 		out.Kind = evaluator.Host
 		if n, ok := r.snap.NodeByIP(ep.IP); ok {
 			out.Node = n
@@ -262,7 +280,7 @@ func (r *resolver) resolveMemo(ep *flows.Endpoint, observer string, local bool) 
 			return podEndpoint(p, ep.IP), nil, true
 		}
 	}
-	if hasLabel(ep.Labels, labelWorld) || hasLabel(ep.Labels, labelWorldIPv4) || hasLabel(ep.Labels, labelWorldIPv6) || ep.IP.IsValid() {
+	if reserved&reservedWorld != 0 || ep.IP.IsValid() {
 		out.Kind = evaluator.External
 		return out, nil, true
 	}
@@ -356,11 +374,30 @@ func k8sLabels(ls []string) labels.Set {
 	return out
 }
 
-func hasLabel(ls []string, want string) bool {
+// Reserved labels an endpoint carries, as bits.
+const (
+	reservedHost = 1 << iota
+	reservedRemoteNode
+	reservedWorld // any of reserved:world, reserved:world-ipv4, reserved:world-ipv6
+)
+
+// reservedOf reads the reserved labels in ls in one pass (a pod's labels are many and
+// none is reserved).
+func reservedOf(ls []string) int {
+	const prefix = "reserved:"
+	out := 0
 	for _, l := range ls {
-		if l == want {
-			return true
+		if len(l) < len(prefix) || l[:len(prefix)] != prefix {
+			continue
+		}
+		switch l {
+		case labelHost:
+			out |= reservedHost
+		case labelRemoteNode:
+			out |= reservedRemoteNode
+		case labelWorld, labelWorldIPv4, labelWorldIPv6:
+			out |= reservedWorld
 		}
 	}
-	return false
+	return out
 }

@@ -45,8 +45,34 @@ func TestPodMemo(t *testing.T) {
 			if len(r.memo.entries) > len(snap.Pods) {
 				t.Errorf("%d memo entries for %d pods", len(r.memo.entries), len(snap.Pods))
 			}
-			if len(r.memo.keys) > tc.maxKeys {
-				t.Errorf("%d memo keys, bound %d", len(r.memo.keys), tc.maxKeys)
+			if r.memo.keys > tc.maxKeys {
+				t.Errorf("%d memo keys, bound %d", r.memo.keys, tc.maxKeys)
+			}
+		})
+	}
+}
+
+func TestReservedOf(t *testing.T) {
+	cases := map[string]struct {
+		labels []string
+		want   int
+	}{
+		"none":               {labels: nil, want: 0},
+		"pod labels":         {labels: []string{"k8s:app=cart", "k8s:io.kubernetes.pod.namespace=shop"}, want: 0},
+		"host":               {labels: []string{"reserved:host"}, want: reservedHost},
+		"remote node":        {labels: []string{"k8s:x=y", "reserved:remote-node"}, want: reservedRemoteNode},
+		"world":              {labels: []string{"reserved:world"}, want: reservedWorld},
+		"world ipv4":         {labels: []string{"reserved:world-ipv4"}, want: reservedWorld},
+		"world ipv6":         {labels: []string{"reserved:world-ipv6"}, want: reservedWorld},
+		"host and world":     {labels: []string{"reserved:world", "reserved:host"}, want: reservedHost | reservedWorld},
+		"other reserved":     {labels: []string{"reserved:health", "reserved:"}, want: 0},
+		"prefix of reserved": {labels: []string{"reserved:hos", "reserved:hostx"}, want: 0},
+		"not at the start":   {labels: []string{"k8s:reserved:host"}, want: 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := reservedOf(tc.labels); got != tc.want {
+				t.Errorf("reservedOf(%q) = %b, want %b", tc.labels, got, tc.want)
 			}
 		})
 	}
