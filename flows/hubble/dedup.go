@@ -81,7 +81,7 @@ const (
 // behind a newer one only costs memory until the front moves. When capacity forces out
 // an entry still needed, floor records its time and the next replay must start after it.
 type dedup struct {
-	ids   map[[16]byte]struct{}
+	ids   *idSet
 	uuids map[string]struct{}
 	keys  map[eventKey]struct{}
 	ring  []dedupEntry
@@ -92,7 +92,7 @@ type dedup struct {
 
 func newDedup(capacity int) *dedup {
 	return &dedup{
-		ids:   make(map[[16]byte]struct{}, min(capacity, 1024)),
+		ids:   newIDSet(capacity),
 		uuids: make(map[string]struct{}),
 		keys:  make(map[eventKey]struct{}),
 		ring:  make([]dedupEntry, capacity),
@@ -106,7 +106,7 @@ func (d *dedup) add(k eventKey, t, cutoff time.Time) bool {
 	e := dedupEntry{time: t}
 	switch id, ok := parseUUID(k.uuid); {
 	case k.kind == flows.KindFlow && ok:
-		if _, dup := d.ids[id]; dup {
+		if d.ids.has(id, d.ring) {
 			return false
 		}
 		e.id, e.kind = id, entryID
@@ -119,7 +119,9 @@ func (d *dedup) add(k eventKey, t, cutoff time.Time) bool {
 		if _, dup := d.keys[k]; dup {
 			return false
 		}
-		e.key, e.kind = &k, entryKey
+		// A copy, so that k itself stays on the stack for the usual UUID case.
+		kc := k
+		e.key, e.kind = &kc, entryKey
 	}
 	if d.n == len(d.ring) {
 		old := d.pop()
@@ -127,11 +129,12 @@ func (d *dedup) add(k eventKey, t, cutoff time.Time) bool {
 			d.floor = old.time
 		}
 	}
-	d.ring[(d.head+d.n)%len(d.ring)] = e
+	pos := (d.head + d.n) % len(d.ring)
+	d.ring[pos] = e
 	d.n++
 	switch e.kind {
 	case entryID:
-		d.ids[e.id] = struct{}{}
+		d.ids.add(e.id, pos)
 	case entryUUID:
 		d.uuids[e.uuid] = struct{}{}
 	default:
@@ -140,7 +143,7 @@ func (d *dedup) add(k eventKey, t, cutoff time.Time) bool {
 	return true
 }
 
-func (d *dedup) len() int { return len(d.ids) + len(d.uuids) + len(d.keys) }
+func (d *dedup) len() int { return d.ids.len() + len(d.uuids) + len(d.keys) }
 
 // parseUUID reads a uuid in its canonical form, lowercase hex with hyphens, as Hubble
 // writes it. Any other spelling is not canonical and is remembered as a string: two
@@ -187,7 +190,7 @@ func (d *dedup) pop() dedupEntry {
 	d.ring[d.head] = dedupEntry{}
 	switch e.kind {
 	case entryID:
-		delete(d.ids, e.id)
+		d.ids.remove(e.id, d.head)
 	case entryUUID:
 		delete(d.uuids, e.uuid)
 	default:

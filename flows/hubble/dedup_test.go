@@ -171,7 +171,7 @@ func TestDedupUUIDSpellings(t *testing.T) {
 			t.Errorf("add #%d %s = %v, want %v", i, tc.uuid, got, tc.want)
 		}
 	}
-	if d.len() != 2 || len(d.ids) != 1 {
-		t.Errorf("remembers %d keys, %d by bytes; want 2, 1", d.len(), len(d.ids))
+	if d.len() != 2 || d.ids.len() != 1 {
+		t.Errorf("remembers %d keys, %d by bytes; want 2, 1", d.len(), d.ids.len())
 	}
 }

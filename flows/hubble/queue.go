@@ -43,13 +43,18 @@ func (in *inbox) put(ctx context.Context, ev flows.Event, err error) bool {
 				return false
 			}
 		}
+		// A token is owed only when the inbox was empty: otherwise the one left for
+		// what is there already brings the taker, who takes everything.
+		wake := len(in.items) == 0 && in.err == nil
 		if err != nil {
 			in.err = err
 		} else {
 			in.items = append(in.items, ev)
 		}
 		in.mu.Unlock()
-		signal(in.ready)
+		if wake {
+			signal(in.ready)
+		}
 		return true
 	}
 }

@@ -1,7 +1,6 @@
 package hubble
 
 import (
-	"hash/maphash"
 	"net/netip"
 	"slices"
 	"time"
@@ -144,7 +143,7 @@ var wireKeep = map[protoreflect.FullName]wireID{
 }
 
 // wireProtocol is flows.Flow.Protocol for each Layer4 member.
-var wireProtocol = map[wireID]string{
+var wireProtocol = [wireIDs]string{
 	wTCP: "TCP", wUDP: "UDP", wSCTP: "SCTP", wICMPv4: "ICMPv4", wICMPv6: "ICMPv6", wVRRP: "VRRP", wIGMP: "IGMP",
 }
 
@@ -251,23 +250,15 @@ func buildWireMsg(md protoreflect.MessageDescriptor, done map[protoreflect.FullN
 // maxWireDepth bounds nesting; deeper messages are left to proto.Unmarshal.
 const maxWireDepth = 64
 
-// maxWireEndpoints bounds the endpoint cache; it is emptied when full.
-const maxWireEndpoints = 1 << 16
-
-// wireRecentSlots is the size of the endpoint cache's direct-mapped index, and
-// wirePrefix how many leading bytes of an endpoint it hashes: the endpoint ID and
-// identity come first, then the namespace.
+// Bounds of the decoder's memos (entries); each is emptied when full. Endpoints are one
+// per pod, label lists and workload lists one per workload, mostly.
 const (
-	wireRecentSlots = 1 << 15
-	wirePrefix      = 32
+	maxWireEndpoints = 1 << 16
+	maxWireRuns      = 1 << 14
 )
 
-type wireEndpointEntry struct {
-	raw string
-	ep  flows.Endpoint
-}
-
-var wireSeed = maphash.MakeSeed()
+// wireEndpointPrefix is how many leading bytes of an endpoint message pick its memo slot.
+const wireEndpointPrefix = 16
 
 // wireEndpointScratch collects one endpoint as it is walked.
 type wireEndpointScratch struct {
@@ -281,13 +272,16 @@ type wireEndpointScratch struct {
 // cache across responses. It is not safe for concurrent use.
 type wireDecoder struct {
 	strs flows.Interner
-	// endpoints caches decoded endpoints by their bytes: a pod's endpoint message is the
-	// same in every flow it takes part in, so a flow costs one lookup per side instead of
-	// a walk over its labels. recent indexes the same entries by a hash of their first
-	// bytes only, direct-mapped: a hit costs one compare of the bytes instead of hashing
-	// them all and probing the map, which were a fifth of decoding on profile M.
-	endpoints map[string]*wireEndpointEntry
-	recent    *[wireRecentSlots]*wireEndpointEntry
+	// endpoints remembers decoded endpoints by their bytes: a pod's endpoint message is
+	// the same in every flow it takes part in, so a flow costs one compare per side
+	// instead of a walk over its labels.
+	endpoints bytesMemo[flows.Endpoint]
+	// labelRuns and workloadRuns remember runs of consecutive labels or workloads fields
+	// by their bytes (tags included): every pod of a workload carries the same list, so
+	// a pod seen for the first time costs one compare for its labels, not one string
+	// lookup per label.
+	labelRuns    bytesMemo[[]string]
+	workloadRuns bytesMemo[[]flows.Workload]
 
 	haveFlow, haveIP         bool
 	envNode                  string
@@ -312,7 +306,11 @@ type wireDecoder struct {
 }
 
 func newWireDecoder() *wireDecoder {
-	return &wireDecoder{endpoints: map[string]*wireEndpointEntry{}, recent: new([wireRecentSlots]*wireEndpointEntry)}
+	return &wireDecoder{
+		endpoints:    newBytesMemo[flows.Endpoint](1<<10, maxWireEndpoints),
+		labelRuns:    newBytesMemo[[]string](1<<8, maxWireRuns),
+		workloadRuns: newBytesMemo[[]flows.Workload](1<<8, maxWireRuns),
+	}
 }
 
 // decode returns the event of one marshaled GetFlowsResponse, or proto.Unmarshal's
@@ -332,9 +330,8 @@ func (d *wireDecoder) decode(b []byte) (flows.Event, error) {
 }
 
 func (d *wireDecoder) reset() {
-	sc, sn, dn := d.scratch, d.srcNames[:0], d.dstNames[:0]
-	*d = wireDecoder{strs: d.strs, endpoints: d.endpoints, recent: d.recent, srcNames: sn, dstNames: dn}
-	d.scratch = wireEndpointScratch{labels: sc.labels[:0], workloads: sc.workloads[:0]}
+	sn, dn := d.srcNames[:0], d.dstNames[:0]
+	*d = wireDecoder{strs: d.strs, endpoints: d.endpoints, labelRuns: d.labelRuns, workloadRuns: d.workloadRuns, srcNames: sn, dstNames: dn}
 }
 
 // fast decodes b or returns ok=false when proto.Unmarshal must decide.
@@ -354,10 +351,12 @@ func (d *wireDecoder) message(b []byte, m *wireMsg, depth int, keep bool) bool {
 	}
 	var seen uint64
 	for len(b) > 0 {
+		field := b
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || num > protowire.MaxValidNumber {
 			return false
 		}
+		tagLen := n
 		b = b[n:]
 		f := m.field(num)
 		if f == nil || typ != f.wt && !(f.packed && typ == protowire.BytesType) {
@@ -389,6 +388,21 @@ func (d *wireDecoder) message(b []byte, m *wireMsg, depth int, keep bool) bool {
 			return false
 		}
 		b = b[n:]
+		if keep && (f.id == wLabels || f.id == wWorkloads) {
+			// The run of this field and the same-tagged ones right after it.
+			tag := field[:tagLen]
+			for len(b) > len(tag) && string(b[:len(tag)]) == string(tag) {
+				_, n := protowire.ConsumeBytes(b[len(tag):])
+				if n < 0 {
+					return false
+				}
+				b = b[len(tag)+n:]
+			}
+			if !d.run(f, field[:len(field)-len(b)], tagLen, depth+1) {
+				return false
+			}
+			continue
+		}
 		if keep && f.id != wNone {
 			if f.id != wLabels && f.id != wWorkloads && f.id != wSourceNames && f.id != wDestinationNames {
 				if seen&(1<<f.id) != 0 {
@@ -523,12 +537,6 @@ func (d *wireDecoder) capture(f *wireField, v uint64, raw []byte, depth int) boo
 		d.ep.namespace = d.strs.String(raw)
 	case wPodName:
 		d.ep.podName = d.strs.String(raw)
-	case wLabels:
-		d.ep.labels = append(d.ep.labels, d.strs.String(raw))
-	case wWorkloads:
-		d.ep.workloads = append(d.ep.workloads, flows.Workload{})
-		d.workload = &d.ep.workloads[len(d.ep.workloads)-1]
-		return d.message(raw, f.msg, depth, true)
 	case wWorkloadName:
 		d.workload.Name = d.strs.String(raw)
 	case wWorkloadKind:
@@ -561,41 +569,91 @@ func enumOf(f *wireField, v uint64, dst *string) bool {
 }
 
 // endpoint reads an Endpoint message into ep (its IP and Names excepted), from the
-// cache when the same bytes were decoded before. Its slices are shared by every flow of
+// memo when the same bytes were decoded before. Its slices are shared by every flow of
 // the endpoint, clipped so that appending to them copies: read-only, as the jsonpb
 // decoder's are.
 func (d *wireDecoder) endpoint(raw []byte, ep *flows.Endpoint, depth int) bool {
-	slot := &d.recent[maphash.Bytes(wireSeed, raw[:min(len(raw), wirePrefix)])&(wireRecentSlots-1)]
-	if c := *slot; c != nil && c.raw == string(raw) {
-		*ep = c.ep
-		return true
-	}
-	if c, ok := d.endpoints[string(raw)]; ok {
-		*slot = c
-		*ep = c.ep
+	// The endpoint's ID, unique to the pod, comes first: hashing the first bytes is
+	// enough to pick the slot, and costs a tenth of hashing them all.
+	h := memoHash(raw[:min(len(raw), wireEndpointPrefix)])
+	if c, ok := d.endpoints.get(raw, h); ok {
+		*ep = *c
 		return true
 	}
 	sc := &d.scratch
-	*sc = wireEndpointScratch{labels: sc.labels[:0], workloads: sc.workloads[:0]}
+	*sc = wireEndpointScratch{}
 	d.ep = sc
 	if !d.message(raw, wireEndpoint, depth, true) {
 		return false
 	}
-	*ep = flows.Endpoint{Namespace: sc.namespace, PodName: sc.podName, Identity: sc.identity}
-	if len(sc.labels) > 0 {
-		ep.Labels = slices.Clip(slices.Clone(sc.labels))
-	}
-	if len(sc.workloads) > 0 {
-		ep.Workloads = slices.Clip(slices.Clone(sc.workloads))
-	}
-	if len(d.endpoints) >= maxWireEndpoints {
-		clear(d.endpoints)
-		clear(d.recent[:])
-	}
-	c := &wireEndpointEntry{raw: string(raw), ep: *ep}
-	d.endpoints[c.raw] = c
-	*slot = c
+	*ep = flows.Endpoint{Namespace: sc.namespace, PodName: sc.podName, Identity: sc.identity,
+		Labels: slices.Clip(sc.labels), Workloads: slices.Clip(sc.workloads)}
+	d.endpoints.put(raw, h, *ep)
 	return true
+}
+
+// run reads a run of labels or workloads fields (tag and value each, every tag tagLen
+// bytes) into the endpoint being walked, from the memo when the same run was read
+// before. The lists it adds are shared and must not be written.
+func (d *wireDecoder) run(f *wireField, run []byte, tagLen, depth int) bool {
+	h := memoHash(run)
+	switch f.id {
+	case wLabels:
+		strs, ok := d.labelRuns.get(run, h)
+		if !ok {
+			list := make([]string, 0, runLen(run, tagLen))
+			for b := run; len(b) > 0; {
+				raw, n := protowire.ConsumeBytes(b[tagLen:])
+				b = b[tagLen+n:]
+				if !utf8.Valid(raw) {
+					return false
+				}
+				list = append(list, d.strs.String(raw))
+			}
+			d.labelRuns.put(run, h, list)
+			strs = &list
+		}
+		d.ep.labels = appendShared(d.ep.labels, *strs)
+	case wWorkloads:
+		ws, ok := d.workloadRuns.get(run, h)
+		if !ok {
+			list := make([]flows.Workload, runLen(run, tagLen))
+			i := 0
+			for b := run; len(b) > 0; i++ {
+				raw, n := protowire.ConsumeBytes(b[tagLen:])
+				b = b[tagLen+n:]
+				d.workload = &list[i]
+				if !d.message(raw, f.msg, depth, true) {
+					return false
+				}
+			}
+			d.workloadRuns.put(run, h, list)
+			ws = &list
+		}
+		d.ep.workloads = appendShared(d.ep.workloads, *ws)
+	default:
+		return false
+	}
+	return true
+}
+
+// runLen counts the fields of a run whose tags are tagLen bytes.
+func runLen(run []byte, tagLen int) int {
+	k := 0
+	for b := run; len(b) > 0; k++ {
+		_, n := protowire.ConsumeBytes(b[tagLen:])
+		b = b[tagLen+n:]
+	}
+	return k
+}
+
+// appendShared is list followed by more, where either may be shared: the one run an
+// endpoint usually has is used as it is, a second one is appended to a copy.
+func appendShared[T any](list, more []T) []T {
+	if list == nil {
+		return more
+	}
+	return append(slices.Clip(list), more...)
 }
 
 // flowAlloc puts a Flow and the bool its IsReply points to in one allocation.
@@ -667,7 +725,9 @@ func wireAddr(raw []byte) (netip.Addr, bool) {
 	if len(raw) == 0 {
 		return netip.Addr{}, false
 	}
-	a, err := netip.ParseAddr(string(raw))
+	// raw is gRPC's buffer, but nothing of it is kept: an address with a zone (the one
+	// case where netip keeps text) declines.
+	a, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(raw), len(raw)))
 	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, false
 	}

@@ -3,6 +3,7 @@ package hubble_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -300,4 +301,90 @@ func BenchmarkDecodeResponse(b *testing.B) {
 		run(b, d.Decode)
 	})
 	b.Run("decoder=proto", func(b *testing.B) { run(b, reference) })
+}
+
+// TestWireDecoderMemoHits decodes, with one decoder, messages whose endpoints are
+// remembered ones changed only late in their bytes (after the prefix that picks the
+// memo slot, in the last label, in the workload kind), and endpoints that share a label
+// list with another pod or spread theirs over two runs: each must still decode exactly
+// as proto.Unmarshal and FromResponse do.
+func TestWireDecoderMemoHits(t *testing.T) {
+	edit := func(f func(*flowpb.Flow)) []byte {
+		fl := baseFlow()
+		f(fl)
+		return wrap(marshal(t, fl))
+	}
+	manyLabels := []string{"k8s:app=orders", "k8s:io.cilium.k8s.policy.cluster=default", "k8s:team=billing", "k8s:tier=backend"}
+	withLabels := func(labels ...string) func(*flowpb.Flow) {
+		return func(f *flowpb.Flow) { f.Source.Labels = labels }
+	}
+	// splitLabels puts pod_name between two runs of labels, which proto.Marshal never
+	// does: the lists must be joined in order.
+	splitLabels := func(first, second []string) []byte {
+		fl := baseFlow()
+		fl.Source = nil
+		var ep []byte
+		ep = protowire.AppendTag(ep, 2, protowire.VarintType)
+		ep = protowire.AppendVarint(ep, 48211)
+		for _, l := range first {
+			ep = protowire.AppendString(protowire.AppendTag(ep, 4, protowire.BytesType), l)
+		}
+		ep = protowire.AppendString(protowire.AppendTag(ep, 5, protowire.BytesType), "orders-1")
+		for _, l := range second {
+			ep = protowire.AppendString(protowire.AppendTag(ep, 4, protowire.BytesType), l)
+		}
+		b := marshal(t, fl)
+		b = protowire.AppendBytes(protowire.AppendTag(b, 8, protowire.BytesType), ep)
+		return wrap(b)
+	}
+	cases := map[string][][]byte{
+		"last label differs in its last byte": {
+			edit(withLabels(manyLabels...)),
+			edit(withLabels(append(slices.Clone(manyLabels[:3]), "k8s:tier=backenD")...)),
+			edit(withLabels(manyLabels...)),
+		},
+		"workload kind differs": {
+			edit(func(f *flowpb.Flow) {}),
+			edit(func(f *flowpb.Flow) { f.Source.Workloads[0].Kind = "StatefulSet" }),
+			edit(func(f *flowpb.Flow) {
+				f.Source.Workloads = append(f.Source.Workloads, &flowpb.Workload{Name: "x", Kind: "Job"})
+			}),
+			edit(func(f *flowpb.Flow) {}),
+		},
+		"same first bytes, pod name differs": {
+			edit(func(f *flowpb.Flow) {}),
+			edit(func(f *flowpb.Flow) { f.Source.PodName = "frontend-2" }),
+			edit(func(f *flowpb.Flow) { f.Source.PodName = "" }),
+			edit(func(f *flowpb.Flow) {}),
+		},
+		"one label list, several pods": {
+			edit(func(f *flowpb.Flow) { f.Source.Labels, f.Source.PodName, f.Source.ID = manyLabels, "orders-1", 1 }),
+			edit(func(f *flowpb.Flow) { f.Source.Labels, f.Source.PodName, f.Source.ID = manyLabels, "orders-2", 2 }),
+			edit(func(f *flowpb.Flow) { f.Destination.Labels, f.Destination.PodName = manyLabels, "orders-3" }),
+		},
+		"labels in two runs": {
+			splitLabels(manyLabels[:2], manyLabels[2:]),
+			edit(withLabels(manyLabels[:2]...)),
+			splitLabels(manyLabels[:2], manyLabels[2:]),
+			splitLabels(manyLabels[:2], manyLabels[3:]),
+			splitLabels(nil, manyLabels),
+		},
+		"no labels after labels": {
+			edit(withLabels(manyLabels...)),
+			edit(withLabels()),
+			edit(withLabels(manyLabels...)),
+		},
+	}
+	for name, msgs := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := hubble.NewWireDecoder()
+			for pass := range 2 {
+				for i, b := range msgs {
+					if !agreeWire(t, d, fmt.Sprintf("pass %d message %d", pass, i), b) {
+						t.Errorf("pass %d message %d: the wire decoder declined", pass, i)
+					}
+				}
+			}
+		})
+	}
 }

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"os"
+	"runtime/pprof"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/utils/clock"
@@ -70,5 +74,71 @@ func TestGRPCIngestMatchesFileReplay(t *testing.T) {
 	})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("report (-file replay +gRPC):\n%s", diff)
+	}
+}
+
+// grpcProfile profiles the measured stretch of BenchmarkGRPCIngest only: -cpuprofile
+// would be mostly the encoding of the messages and the GC it leaves behind.
+var grpcProfile = flag.String("grpc.cpuprofile", "", "write a CPU profile of BenchmarkGRPCIngest's measured runs to `PREFIX`-sim=….prof")
+
+func startGRPCProfile(b *testing.B, name string) (stop func()) {
+	if *grpcProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(*grpcProfile + "-" + name + ".prof")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// BenchmarkGRPCIngest is the gRPC row of bench run on profile M: each op sends
+// grpcBenchFlows generated flows through the test server and the source, alone
+// (sim=none) or into a Simulator (sim=M), on two cores. Per-flow figures are per flow,
+// not per op; run it with -benchtime 1x and -cpuprofile to see where the row's time goes.
+func BenchmarkGRPCIngest(b *testing.B) {
+	const grpcBenchFlows = 200_000
+	f := world(b, bench.ProfileM)
+	msgs, err := bench.EncodeFlows(f.world, grpcBenchFlows)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, withSim := range []bool{false, true} {
+		name := "sim=none"
+		if withSim {
+			name = "sim=M"
+		}
+		b.Run(name, func(b *testing.B) {
+			var flowsSeen int
+			var wall, cpu time.Duration
+			for b.Loop() {
+				var sim *simulate.Simulator
+				if withSim {
+					b.StopTimer()
+					sim = f.simulator(b)
+					b.StartTimer()
+				}
+				stop := startGRPCProfile(b, name)
+				res, err := bench.MeasureGRPC(b.Context(), sim, msgs, clock.RealClock{}, 2)
+				stop()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Problem != "" || res.Received != len(msgs) {
+					b.Fatalf("received %d of %d: %s", res.Received, len(msgs), res.Problem)
+				}
+				flowsSeen += res.Received
+				wall += res.Wall
+				cpu += res.CPU
+			}
+			b.ReportMetric(float64(flowsSeen)/wall.Seconds(), "flows/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(flowsSeen), "cpu-ns/flow")
+		})
 	}
 }

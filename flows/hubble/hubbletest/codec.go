@@ -13,11 +13,11 @@ type serverCodec struct{}
 var protoCodec = encoding.GetCodecV2(grpcproto.Name)
 
 // encodedMessage is a message marshaled beforehand.
-type encodedMessage struct{ b []byte }
+type encodedMessage struct{ data mem.BufferSlice }
 
 func (serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*encodedMessage); ok {
-		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+		return e.data, nil
 	}
 	return protoCodec.Marshal(v)
 }

@@ -41,6 +41,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -467,15 +468,16 @@ func (s *Server) send(stream grpc.ServerStreamingServer[observerpb.GetFlowsRespo
 
 // sendEncoded sends msgs as they are, counting them in Stats.Sent every so often rather
 // than one by one: a stats update wakes every waiter.
-func (s *Server) sendEncoded(stream grpc.ServerStreamingServer[observerpb.GetFlowsResponse], msgs [][]byte) error {
+func (s *Server) sendEncoded(stream grpc.ServerStreamingServer[observerpb.GetFlowsResponse], msgs []mem.Buffer) error {
 	const statsEvery = 1024
-	// Reusing e is safe: SendMsg marshals it before returning, and the bytes, which the
-	// transport may hold longer, are never modified.
+	// Reusing e is safe: SendMsg marshals it before returning, and the buffers, which the
+	// transport may hold longer, are never modified (gRPC only reads and reslices a
+	// BufferSlice, and freeing a SliceBuffer does nothing).
 	e := &encodedMessage{}
 	sent := 0
 	defer func() { s.update(func(st *Stats) { st.Sent += sent }) }()
-	for i, b := range msgs {
-		e.b = b
+	for i := range msgs {
+		e.data = msgs[i : i+1 : i+1]
 		if err := stream.SendMsg(e); err != nil {
 			return err
 		}
