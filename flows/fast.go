@@ -125,15 +125,22 @@ func (d *fastDecoder) reset(line []byte) {
 }
 
 func (d *fastDecoder) parse(line []byte) (Event, bool) {
+	return d.parseInto(line, nil)
+}
+
+// parseInto is parse writing the Flow into *a, which the caller reuses from line to line,
+// instead of a new allocation; a nil a allocates.
+func (d *fastDecoder) parseInto(line []byte, a *flowAlloc) (Event, bool) {
 	d.reset(line)
 	if !d.object(responseSpec, 0) || d.i != len(d.b) || !d.haveFlow || !d.haveIP {
 		return Event{}, false
 	}
-	return d.event()
+	return d.event(a)
 }
 
-// event assembles the Flow exactly as FromResponse(FromProto(...)) would.
-func (d *fastDecoder) event() (Event, bool) {
+// event assembles the Flow exactly as FromResponse(FromProto(...)) would, in *a (nil: a
+// new allocation).
+func (d *fastDecoder) event(a *flowAlloc) (Event, bool) {
 	src, ok := d.addr(d.ipSrc, d.hasIPSrc)
 	if !ok {
 		return Event{}, false
@@ -145,7 +152,9 @@ func (d *fastDecoder) event() (Event, bool) {
 	if d.sport > 65535 || d.dport > 65535 {
 		return Event{}, false
 	}
-	a := &flowAlloc{}
+	if a == nil {
+		a = &flowAlloc{}
+	}
 	f := &a.f
 	*f = Flow{
 		Time: d.time, NodeName: d.tail.node,
@@ -159,7 +168,9 @@ func (d *fastDecoder) event() (Event, bool) {
 	case len(d.uuid) == 0:
 	case len(d.uuid) <= len(a.uuid):
 		// The UUID lives in the Flow's own allocation: one allocation per line instead
-		// of two. The string is never written after this.
+		// of two. The string is never written after this, except by the next line when
+		// the caller reuses a (FileSource.ReuseFlows), which then owns the Flow only
+		// until that line.
 		n := copy(a.uuid[:], d.uuid)
 		f.UUID = unsafe.String(&a.uuid[0], n)
 	default:

@@ -99,6 +99,10 @@ func ParseLine(line []byte) (ev Event, ok bool) {
 // daemon reopening its input) does not start every file cold; release returns it.
 type lineParser struct {
 	d *fastDecoder
+	// reuse, when set, is where every fast-decoded Flow is written (FileSource.ReuseFlows).
+	// It is the parser's, not the decoder's: the decoder goes back to the pool while a
+	// consumer may still read the last Flow.
+	reuse *flowAlloc
 }
 
 // parse is ParseLine.
@@ -110,9 +114,11 @@ func (p *lineParser) parse(line []byte) (ev Event, ok bool) {
 	if p.d == nil {
 		p.d = fastPool.Get().(*fastDecoder)
 	}
-	if ev, ok := p.d.parse(line); ok {
+	if ev, ok := p.d.parseInto(line, p.reuse); ok {
 		return ev, true
 	}
+	// The slow path allocates its Flow: valid for longer than ReuseFlows promises, and
+	// rare enough not to matter.
 	return parseSlow(line), true
 }
 

@@ -72,6 +72,11 @@ func runSimulate(ctx context.Context, cmd *cobra.Command, o Options) error {
 		return err
 	}
 	defer src.Close()
+	if r, ok := src.(interface{ ReuseFlows() }); ok {
+		// Observe keeps nothing of a Flow past its line (edges, counts and resolved pods
+		// hold interned strings and cluster objects): one Flow serves the whole file.
+		r.ReuseFlows()
+	}
 	reportSnapshot(cmd, o, snap)
 	sim, err := simulate.New(snap, o.simulateOptions(snap, true))
 	if err != nil {
@@ -341,6 +346,9 @@ func openCounted(cmd *cobra.Command, o Options) (*cluster.Snapshot, flowSource, 
 	}
 	return snap, closingSource{open(o.Flows, cr), f}, cr, fi.Size(), nil
 }
+
+// runSimulate opts the file's source in to ReuseFlows through this.
+var _ interface{ ReuseFlows() } = closingSource{}
 
 // closingSource closes the file under a reader-backed source.
 type closingSource struct {
