@@ -332,16 +332,22 @@ type stream struct {
 	n      int // physical lines read
 }
 
+// readBufferSize is how much a source asks of each read(2). A read has a fixed cost
+// (a few microseconds in a VM) on top of the copy; at 1 MiB it is paid once per ~600
+// Hubble lines. Kernel time of a 1 M-line file replay fell from 0.22-0.32 to 0.14-0.24 µs
+// per line against 64 KiB reads.
+const readBufferSize = 1 << 20
+
 // open starts reading, through gzip when the content starts with its magic.
 func (st *stream) open() error {
 	st.opened = true
-	br := bufio.NewReaderSize(st.r, 64<<10)
+	br := bufio.NewReaderSize(st.r, readBufferSize)
 	if magic, err := br.Peek(len(gzipMagic)); bytes.Equal(magic, gzipMagic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return st.fail(1, fmt.Errorf("reading gzip header: %w", err))
 		}
-		br = bufio.NewReaderSize(zr, 64<<10)
+		br = bufio.NewReaderSize(zr, readBufferSize)
 	} else if err != nil && !errors.Is(err, io.EOF) {
 		return st.fail(1, err)
 	}
@@ -570,7 +576,7 @@ func (t *tail) run() {
 	defer t.s.parser.release()
 	defer func() { t.f.Close() }()
 
-	t.lr = lineReader{r: bufio.NewReaderSize(t.f, 64<<10), max: t.s.maxLine, holdPartial: true}
+	t.lr = lineReader{r: bufio.NewReaderSize(t.f, readBufferSize), max: t.s.maxLine, holdPartial: true}
 	t.checked = t.opts.Clock.Now()
 	if !t.health(Connected, t.checked, "following "+t.path) {
 		return
