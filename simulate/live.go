@@ -467,8 +467,8 @@ func (l *Live) Report() *LiveReport {
 			}
 		})
 	}
-	sort.Slice(r.Uncovered, func(i, j int) bool { return edgeLess(&r.Uncovered[i], &r.Uncovered[j]) })
-	sort.Slice(r.Edges, func(i, j int) bool { return edgeLess(&r.Edges[i], &r.Edges[j]) })
+	sortEdges(r.Uncovered)
+	sortEdges(r.Edges)
 	return r
 }
 

@@ -2,7 +2,6 @@ package simulate
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"sort"
 	"time"
@@ -610,13 +609,13 @@ func (a *aggregate) report() *Report {
 			uncoveredByNS[ns]++
 		}
 	}
-	sort.Slice(r.Uncovered, func(i, j int) bool { return edgeLess(&r.Uncovered[i], &r.Uncovered[j]) })
+	sortEdges(r.Uncovered)
 	r.Edges = append(r.Edges, a.all.list...)
 	for i := range r.Edges {
 		h := &a.all.hot[i]
 		r.Edges[i].Count, r.Edges[i].FirstSeen, r.Edges[i].LastSeen = h.count, h.first, h.last
 	}
-	sort.Slice(r.Edges, func(i, j int) bool { return edgeLess(&r.Edges[i], &r.Edges[j]) })
+	sortEdges(r.Edges)
 	for ns, st := range a.ns {
 		r.Namespaces = append(r.Namespaces, NamespaceReport{
 			Namespace: ns, Enforced: a.s.enforced[ns], Connections: st.connections, WouldDrop: st.wouldDrop,
@@ -628,22 +627,6 @@ func (a *aggregate) report() *Report {
 		r.Warnings = append(r.Warnings, w.String())
 	}
 	return r
-}
-
-// edgeLess orders edges by count (most first), then by a total order on the key so the
-// output is byte-stable.
-func edgeLess(a, b *Edge) bool {
-	if a.Count != b.Count {
-		return a.Count > b.Count
-	}
-	ka, kb := edgeSortKey(a), edgeSortKey(b)
-	return ka < kb
-}
-
-func edgeSortKey(e *Edge) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%05d",
-		e.Destination.Namespace, e.Destination.Workload, e.Destination.Kind, e.Destination.CIDR, e.Destination.Node,
-		e.Source.Namespace, e.Source.Workload, e.Source.Kind, e.Source.CIDR, e.Source.Node, e.Protocol, e.Port)
 }
 
 func copyCounts(m map[string]int64) map[string]int64 {
