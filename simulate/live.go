@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +60,9 @@ type Live struct {
 	// nodeNS maps a node to the governed namespaces with pods on it, for lost events and
 	// node outages.
 	nodeNS map[string][]string
+	// governed is what sim enforces, as of the last swap: a namespace that leaves it keeps
+	// its soak data (it may come back) but leaves the report, the gates and the metrics.
+	governed map[string]bool
 }
 
 // Cursor is how far a source had been read when the state was saved.
@@ -173,6 +178,13 @@ func (l *Live) SnapshotFailed(err error) {
 func (l *Live) swapLocked(sim *Simulator) {
 	l.sim = sim
 	now := l.clock.Now()
+	for ns := range l.governed {
+		if !sim.enforced[ns] {
+			// A stale gauge would keep an alert firing for a namespace nobody judges.
+			l.metric(func(m *alerts.Metrics) { m.Forget(ns) })
+		}
+	}
+	l.governed = maps.Clone(sim.enforced)
 	l.nodeNS = map[string][]string{}
 	for ns := range sim.enforced {
 		l.store.Track(ns, now)
@@ -403,7 +415,18 @@ func (l *Live) metric(fn func(*alerts.Metrics)) {
 
 // Gate answers for one namespace at now.
 func (l *Live) Gate(namespace string) (soak.Result, error) {
-	return l.store.Gate(namespace, l.clock.Now(), l.cfg.Gate)
+	l.mu.Lock()
+	governed := l.governed[namespace]
+	l.mu.Unlock()
+	res, err := l.store.Gate(namespace, l.clock.Now(), l.cfg.Gate)
+	if err != nil || governed {
+		return res, err
+	}
+	// Data kept from when it was governed says nothing about enforcing it now.
+	res.Pass = false
+	res.Reasons = append([]soak.Reason{{Code: soak.CodeUntracked, Message: fmt.Sprintf(
+		"namespace %s is not governed by this simulator: nothing is judged for it", namespace)}}, res.Reasons...)
+	return res, nil
 }
 
 // Report computes the live report over the window and refreshes the gate metrics.
@@ -429,7 +452,7 @@ func (l *Live) Report() *LiveReport {
 	r := &LiveReport{GeneratedAt: now.UTC(), Sources: sources, Gates: []soak.Result{}}
 	r.Enforced, r.Flows, r.Warnings = enforced, counts, warnings
 	r.Namespaces, r.Uncovered, r.Edges = []NamespaceReport{}, []Edge{}, []Edge{}
-	r.Soak = l.store.Summaries(now)
+	r.Soak = slices.DeleteFunc(l.store.Summaries(now), func(sum soak.Summary) bool { return !slices.Contains(enforced, sum.Namespace) })
 	for _, sum := range r.Soak {
 		nr := NamespaceReport{Namespace: sum.Namespace, Enforced: contains(enforced, sum.Namespace), Connections: sum.Connections, UncoveredEdges: sum.UncoveredEdges}
 		for _, e := range sum.Uncovered {
