@@ -1,8 +1,9 @@
 package evaluator
 
 import (
+	"hash/maphash"
 	"math/bits"
-	"strconv"
+	"slices"
 	"sync/atomic"
 )
 
@@ -52,9 +53,14 @@ type verdictCache struct {
 	limit    int // entries
 	// Writers only: the way to evict next, and the index of each distinct verdict by
 	// its content.
-	rotor   uint64
-	byValue map[string]uint32
-	scratch []byte
+	rotor uint64
+	// byHash finds a verdict by a hash of its content (hashVerdict): at cluster scale
+	// verdicts are new on most misses (their rules name the peers' workloads), and
+	// hashing the content beats building and hashing a string key of it. Verdicts
+	// whose hashes collide with an earlier one are listed in collided.
+	byHash   map[uint64]uint32
+	collided map[uint64][]uint32
+	seed     maphash.Seed
 }
 
 type cacheTable struct {
@@ -99,7 +105,7 @@ func mum(a, b uint64) uint64 {
 }
 
 func newVerdictCache(limit int) *verdictCache {
-	c := &verdictCache{limit: max(limit, cacheWays), byValue: map[string]uint32{}}
+	c := &verdictCache{limit: max(limit, cacheWays), byHash: map[uint64]uint32{}, seed: maphash.MakeSeed()}
 	c.table.Store(newCacheTable(min(initialCacheSlots, ceilPow2(c.limit))))
 	c.verdicts.Store(new([]*Verdict))
 	return c
@@ -153,10 +159,16 @@ func (c *verdictCache) getPacked(k *packedKey) (*Verdict, bool) {
 
 // put inserts a verdict and returns the shared copy the cache hands out for it; callers
 // hold Engine.mu.
-func (c *verdictCache) put(k *cacheKey, v Verdict) *Verdict {
-	idx, vp, ok := c.intern(&v)
+func (c *verdictCache) put(k *cacheKey, v Verdict) *Verdict { return c.putRef(k, &v) }
+
+// putRef is put without copying v, which it does not keep: a caller's verdict on the
+// stack stays there on a miss that finds its content cached already.
+func (c *verdictCache) putRef(k *cacheKey, v *Verdict) *Verdict {
+	idx, vp, ok := c.intern(v)
 	if !ok {
-		return &v
+		out := new(Verdict)
+		*out = *v
+		return out
 	}
 	t := c.table.Load()
 	if t.n >= len(t.slots)/2 && len(t.slots) < ceilPow2(c.limit) {
@@ -175,10 +187,18 @@ func (c *verdictCache) put(k *cacheKey, v Verdict) *Verdict {
 // ok is false when the table is at the cache's bound, which only a pathological policy
 // set can reach: the verdict then goes uncached.
 func (c *verdictCache) intern(v *Verdict) (uint32, *Verdict, bool) {
-	c.scratch = appendVerdictKey(c.scratch[:0], v)
+	h := hashVerdict(c.seed, v)
 	vs := *c.verdicts.Load()
-	if i, ok := c.byValue[string(c.scratch)]; ok {
-		return i, vs[i], true
+	first, seen := c.byHash[h]
+	if seen {
+		if sameVerdict(vs[first], v) {
+			return first, vs[first], true
+		}
+		for _, i := range c.collided[h] {
+			if sameVerdict(vs[i], v) {
+				return i, vs[i], true
+			}
+		}
 	}
 	if len(vs) >= max(c.limit, minVerdicts) {
 		return 0, nil, false
@@ -188,34 +208,53 @@ func (c *verdictCache) intern(v *Verdict) (uint32, *Verdict, bool) {
 	*vp = *v
 	nvs := append(vs, vp)
 	c.verdicts.Store(&nvs)
-	c.byValue[string(c.scratch)] = i
+	if !seen {
+		c.byHash[h] = i
+	} else {
+		if c.collided == nil {
+			c.collided = map[uint64][]uint32{}
+		}
+		c.collided[h] = append(c.collided[h], i)
+	}
 	return i, vp, true
 }
 
-// appendVerdictKey appends an injective encoding of v: strings are length-prefixed.
-func appendVerdictKey(b []byte, v *Verdict) []byte {
-	str := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
+// hashVerdict hashes what sameVerdict compares.
+func hashVerdict(seed maphash.Seed, v *Verdict) uint64 {
+	h := uint64(0)
+	if v.Allowed {
+		h = 1
 	}
 	for _, d := range [2]*Direction{&v.Egress, &v.Ingress} {
-		b = strconv.AppendBool(b, d.Allowed)
-		str(string(d.Exempt))
-		b = strconv.AppendInt(b, int64(len(d.Isolated)), 10)
-		for _, p := range d.Isolated {
-			str(p.Namespace)
-			str(p.Name)
+		var allowed uint64
+		if d.Allowed {
+			allowed = 1
 		}
-		b = strconv.AppendInt(b, int64(len(d.AllowedBy)), 10)
-		for _, r := range d.AllowedBy {
-			str(r.Policy.Namespace)
-			str(r.Policy.Name)
-			b = strconv.AppendInt(b, int64(r.Index), 10)
-			b = append(b, ';')
+		h = mum(h^allowed<<1^uint64(len(d.Isolated))<<2^uint64(len(d.AllowedBy))<<32, 0x9e3779b97f4a7c15)
+		if d.Exempt != NotExempt {
+			h = mum(h^maphash.String(seed, string(d.Exempt)), 0xbf58476d1ce4e5b9)
+		}
+		for i := range d.Isolated {
+			h = mum(h^maphash.String(seed, d.Isolated[i].Namespace), 0xa0761d6478bd642f)
+			h = mum(h^maphash.String(seed, d.Isolated[i].Name), 0xe7037ed1a0b428db)
+		}
+		for i := range d.AllowedBy {
+			r := &d.AllowedBy[i]
+			h = mum(h^maphash.String(seed, r.Policy.Namespace), 0xa0761d6478bd642f)
+			h = mum(h^maphash.String(seed, r.Policy.Name)^uint64(r.Index), 0xe7037ed1a0b428db)
 		}
 	}
-	return strconv.AppendBool(b, v.Allowed)
+	return h
+}
+
+// sameVerdict reports whether a and b have the same content.
+func sameVerdict(a, b *Verdict) bool {
+	return a.Allowed == b.Allowed && sameDirection(&a.Egress, &b.Egress) && sameDirection(&a.Ingress, &b.Ingress)
+}
+
+func sameDirection(a, b *Direction) bool {
+	return a.Allowed == b.Allowed && a.Exempt == b.Exempt &&
+		slices.Equal(a.Isolated, b.Isolated) && slices.Equal(a.AllowedBy, b.AllowedBy)
 }
 
 // insert stores k in t; when every way of its window is taken by other keys it

@@ -511,7 +511,7 @@ func (e *Engine) evaluateSlow(c *Connection) Verdict {
 	}
 	vd := e.judge(&k, v.ips, s.id, d.id, c.Protocol)
 	if cacheable {
-		return *v.cache.put(&k, vd)
+		return *v.cache.putRef(&k, &vd)
 	}
 	return vd
 }

@@ -19,9 +19,11 @@ import (
 // verdict costs there. Writers hold Engine.mu.
 type podTable struct {
 	shards [podShards]atomic.Pointer[podShard]
-	// untracked lists the pods interned on sight rather than through the snapshot or
-	// UpdatePod, so that they can be dropped together.
-	untracked []*cluster.Pod
+	// seen holds the pods interned on sight rather than through the snapshot or
+	// UpdatePod (untracked entries), apart from shards: a pod first seen in a flow
+	// then rebuilds a shard of the few such pods instead of one of the snapshot's
+	// hundreds, and they are dropped together. A pod is in one of the two at most.
+	seen [podShards]atomic.Pointer[podShard]
 }
 
 const (
@@ -65,7 +67,15 @@ func podHash(p *cluster.Pod) uint64 {
 
 func (t *podTable) get(p *cluster.Pod) (*podEntry, bool) {
 	h := podHash(p)
-	s := t.shards[h>>(64-podShardBits)].Load()
+	si := h >> (64 - podShardBits)
+	if e, ok := t.shards[si].Load().find(p, h); ok {
+		return e, true
+	}
+	return t.seen[si].Load().find(p, h)
+}
+
+// find looks p (hashed to h) up in s.
+func (s *podShard) find(p *cluster.Pod, h uint64) (*podEntry, bool) {
 	if s.n == 0 {
 		return nil, false
 	}
@@ -84,17 +94,24 @@ func (t *podTable) get(p *cluster.Pod) (*podEntry, bool) {
 func (t *podTable) set(p *cluster.Pod, e podEntry) {
 	h := podHash(p)
 	si := h >> (64 - podShardBits)
-	old := t.shards[si].Load()
-	t.shards[si].Store(old.rebuild(p, &e))
+	to, other := &t.shards[si], &t.seen[si]
 	if !e.tracked {
-		t.untracked = append(t.untracked, p)
+		to, other = other, to
 	}
+	if _, ok := other.Load().find(p, h); ok {
+		other.Store(other.Load().rebuild(p, nil))
+	}
+	to.Store(to.Load().rebuild(p, &e))
 }
 
 func (t *podTable) remove(p *cluster.Pod) {
-	si := podHash(p) >> (64 - podShardBits)
-	old := t.shards[si].Load()
-	t.shards[si].Store(old.rebuild(p, nil))
+	h := podHash(p)
+	si := h >> (64 - podShardBits)
+	for _, sh := range [2]*atomic.Pointer[podShard]{&t.shards[si], &t.seen[si]} {
+		if _, ok := sh.Load().find(p, h); ok {
+			sh.Store(sh.Load().rebuild(p, nil))
+		}
+	}
 }
 
 // rebuild returns a copy of s with p set to e, or removed when e is nil.
@@ -132,21 +149,12 @@ func (s *podShard) insert(p *cluster.Pod, e *podEntry) {
 
 // dropUntracked forgets every untracked pod.
 func (t *podTable) dropUntracked() {
-	byShard := map[uint64]bool{}
-	for _, p := range t.untracked {
-		byShard[podHash(p)>>(64-podShardBits)] = true
-	}
-	for si := range byShard {
-		old := t.shards[si].Load()
-		out := newPodShard(old.n)
-		for i := range old.slots {
-			if slot := &old.slots[i]; slot.pod != nil && slot.e.tracked {
-				out.insert(slot.pod, &slot.e)
-			}
+	empty := newPodShard(0)
+	for si := range t.seen {
+		if t.seen[si].Load().n > 0 {
+			t.seen[si].Store(empty)
 		}
-		t.shards[si].Store(out)
 	}
-	t.untracked = nil
 }
 
 // bulkLoad fills the table in one pass; NewEngine calls it, even with no pods, before
@@ -163,7 +171,9 @@ func (t *podTable) bulkLoad(entries map[*cluster.Pod]podEntry) {
 	for p, e := range entries {
 		shards[podHash(p)>>(64-podShardBits)].insert(p, &e)
 	}
+	empty := newPodShard(0)
 	for i := range shards {
 		t.shards[i].Store(shards[i])
+		t.seen[i].Store(empty)
 	}
 }

@@ -217,9 +217,11 @@ func (e *Engine) evaluateRefSlow(src, dst *Ref, proto corev1.Protocol, port int3
 	}
 	vd := e.judge(&k, v.ips, s.id, d.id, proto)
 	if cacheable {
-		return v.cache.put(&k, vd)
+		return v.cache.putRef(&k, &vd)
 	}
-	return &vd
+	out := new(Verdict)
+	*out = vd
+	return out
 }
 
 // refEndLocked resolves r's end (w, unpacked) for judging. A pod's identity is looked

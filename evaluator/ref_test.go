@@ -252,3 +252,72 @@ func TestRefEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestVerdictCacheInternsByContent: verdicts are shared when, and only when, every field
+// is equal, including when their hashes collide (forced here): the hash only finds
+// candidates.
+func TestVerdictCacheInternsByContent(t *testing.T) {
+	ref := func(ns, name string) PolicyRef { return PolicyRef{Namespace: ns, Name: name} }
+	rule := func(ns, name string, i int) RuleRef { return RuleRef{Policy: ref(ns, name), Index: i} }
+	base := Verdict{
+		Egress:  Direction{Allowed: true},
+		Ingress: Direction{Allowed: true, Isolated: []PolicyRef{ref("a", "p")}, AllowedBy: []RuleRef{rule("a", "p", 0)}},
+		Allowed: true,
+	}
+	variants := map[string]Verdict{
+		"another rule index": func() Verdict {
+			v := base
+			v.Ingress.AllowedBy = []RuleRef{rule("a", "p", 1)}
+			return v
+		}(),
+		"name split differently": func() Verdict {
+			v := base
+			v.Ingress.Isolated = []PolicyRef{ref("a/", "p")}
+			return v
+		}(),
+		"rule on the other side": func() Verdict {
+			v := base
+			v.Egress, v.Ingress = v.Ingress, v.Egress
+			return v
+		}(),
+		"exempt": func() Verdict {
+			v := base
+			v.Egress.Exempt = ExemptNotPod
+			return v
+		}(),
+		"denied": func() Verdict {
+			v := base
+			v.Allowed, v.Ingress.Allowed, v.Ingress.AllowedBy = false, false, nil
+			return v
+		}(),
+	}
+	for name, variant := range variants {
+		for _, collide := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/collide=%v", name, collide), func(t *testing.T) {
+				c := newVerdictCache(1 << 10)
+				first := c.putRef(&cacheKey{src: 1, dst: 2, proto: protoTCP}, &base)
+				if collide {
+					// Make the variant's hash name the base verdict.
+					c.byHash[hashVerdict(c.seed, &variant)] = c.byHash[hashVerdict(c.seed, &base)]
+				}
+				v := variant
+				got := c.putRef(&cacheKey{src: 3, dst: 4, proto: protoTCP}, &v)
+				if got == first {
+					t.Fatalf("a different verdict was handed the shared %+v", *first)
+				}
+				if diff := cmp.Diff(variant, *got); diff != "" {
+					t.Errorf("stored verdict (-want +got):\n%s", diff)
+				}
+				if again := c.putRef(&cacheKey{src: 5, dst: 6, proto: protoTCP}, &v); again != got {
+					t.Errorf("an equal verdict was stored again")
+				}
+				if again := c.putRef(&cacheKey{src: 7, dst: 8, proto: protoTCP}, &base); again != first {
+					t.Errorf("the base verdict was stored again")
+				}
+				if n := len(*c.verdicts.Load()); n != 2 {
+					t.Errorf("verdict table holds %d verdicts, want 2", n)
+				}
+			})
+		}
+	}
+}
