@@ -183,7 +183,9 @@ func (t *memoTable[V]) bucket(h uint64) []memoSlot[V] {
 // find returns what the remembered stretch that b starts with decodes to, and the
 // stretch's length; nil when b starts with none.
 func (t *memoTable[V]) find(h uint64, b []byte) (*V, int) {
-	if len(t.slots) == 0 {
+	if len(t.slots) == 0 || h == 0 {
+		// 0 is no key (hashOf never returns it, tailKey does when it has no guess), and
+		// it is what an empty slot holds.
 		return nil, 0
 	}
 	b0 := t.bucket(h)
