@@ -277,6 +277,9 @@ func (in *Ingest) flow(f *flows.Flow) {
 		}
 		key := soak.EdgeKey{Source: m.cfg.peerOf(j.Conn.Src), Destination: m.cfg.peerOf(j.Conn.Dst),
 			Protocol: string(j.Conn.Protocol), Port: j.Conn.Port}
+		if j.CrossNode() {
+			key.Source.Kind = soak.KindCrossNode
+		}
 		if f.WorkloadLevel {
 			key.Protocol, key.Port = "", 0
 		}

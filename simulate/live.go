@@ -321,10 +321,7 @@ func (l *Live) observeFlow(source string, st *SourceStatus, ev flows.Event) {
 		return
 	}
 	dropped := droppedIn(&j)
-	key := soak.EdgeKey{Source: l.sim.agg.peer(j.Conn.Src), Destination: l.sim.agg.peer(j.Conn.Dst), Protocol: string(j.Conn.Protocol), Port: j.Conn.Port}
-	if f.WorkloadLevel {
-		key.Protocol, key.Port = "", 0
-	}
+	key := l.sim.agg.edgeKey(&j)
 	verdicts := make([]soak.Verdict, 0, len(counted))
 	for _, ns := range counted {
 		v := soak.Verdict{Namespace: ns}
@@ -566,12 +563,14 @@ func (l *Live) Run(ctx context.Context, sources ...NamedSource) error {
 // its CIDR, or its node. An edge whose workload no longer exists stays uncovered: it
 // cannot be shown covered.
 //
-// An edge from a node stands for flows to the workload's pods on that node, which are
-// exempt (ingress from a pod's own node), and to its pods on other nodes, which are not:
-// a covered edge (was false) is stood for by a pod on the node, so the kubelet's probes
-// keep their exemption, and an uncovered one by a pod elsewhere when there is one, since
-// only a flow from another node can have made it uncovered. Standing a pod on the node in
-// for it would clear, on any reload, traffic that enforcement drops.
+// A node sending to a workload is two peers (see soak.KindCrossNode). An edge from a
+// KindCrossNode peer stands for flows that reached the workload's pods on other nodes:
+// it is judged against a pod that is not on the node (a copy moved off it when every pod
+// is there now), so the own-node exemption never clears it. An edge from a KindNode peer
+// stands for flows to pods on the node itself and is judged against a pod there. Stores
+// written before the two were told apart hold cross-node flows under KindNode too; for
+// those, an uncovered edge (was) is judged as a cross-node one, since only a flow from
+// another node can have made it uncovered, and a covered one as the node's own.
 func (s *Simulator) JudgeEdge(namespace string, key soak.EdgeKey, was bool) (bool, string) {
 	if key.Port == 0 && key.Protocol == "" {
 		f := &flows.Flow{WorkloadLevel: true, Source: workloadEndpoint(key.Source), Destination: workloadEndpoint(key.Destination)}
@@ -582,9 +581,13 @@ func (s *Simulator) JudgeEdge(namespace string, key soak.EdgeKey, was bool) (boo
 	if !ok {
 		return true, "source no longer in the cluster snapshot: cannot be shown covered"
 	}
-	dst, ok := s.peerEndpoint(key.Destination, src.Node, was && src.Kind == evaluator.Host)
+	cross := key.Source.Kind == soak.KindCrossNode || (was && src.Kind == evaluator.Host)
+	dst, ok := s.peerEndpoint(key.Destination, src.Node, cross)
 	if !ok {
 		return true, "destination no longer in the cluster snapshot: cannot be shown covered"
+	}
+	if key.Source.Kind == soak.KindCrossNode && dst.Kind == evaluator.Pod && src.Kind == evaluator.Host {
+		dst.Pod = offNode(dst.Pod, src)
 	}
 	c := evaluator.Connection{Src: src, Dst: dst, Protocol: corev1.Protocol(key.Protocol), Port: key.Port}
 	// An edge enforcement allows is covered whatever the current policies say: most
@@ -623,7 +626,7 @@ func (s *Simulator) peerEndpoint(p soak.Peer, node string, elsewhere bool) (eval
 			return evaluator.Endpoint{}, false
 		}
 		return evaluator.Endpoint{Kind: evaluator.External, IP: pfx.Addr()}, true
-	case soak.KindNode:
+	case soak.KindNode, soak.KindCrossNode:
 		ep := evaluator.Endpoint{Kind: evaluator.Host, Node: p.Node}
 		if ip, ok := s.snap.NodeIP(p.Node); ok {
 			ep.IP = ip
@@ -663,6 +666,18 @@ func (s *Simulator) peerEndpoint(p soak.Peer, node string, elsewhere bool) (eval
 	return ep, true
 }
 
+// offNode returns p, or a copy of p moved off the node of src when p runs there: the
+// stand-in for a pod on another node when the workload has none elsewhere now.
+func offNode(p *cluster.Pod, src evaluator.Endpoint) *cluster.Pod {
+	onNode := (src.Node != "" && p.NodeName == src.Node) || (src.IP.IsValid() && p.HostIP.IsValid() && p.HostIP.Unmap() == src.IP.Unmap())
+	if !onNode {
+		return p
+	}
+	cp := *p
+	cp.NodeName, cp.HostIP = "", netip.Addr{}
+	return &cp
+}
+
 // countedIn names the governed namespaces whose enforcement judges a connection.
 func (s *Simulator) countedIn(j *Judgement) []string {
 	var out []string
@@ -679,7 +694,7 @@ func peerName(p soak.Peer) string {
 	switch p.Kind {
 	case soak.KindExternal:
 		return p.CIDR
-	case soak.KindNode:
+	case soak.KindNode, soak.KindCrossNode:
 		return "node"
 	}
 	return p.Workload

@@ -41,8 +41,9 @@ type Peer = soak.Peer
 
 // Peer kinds that are not workloads.
 const (
-	KindExternal = soak.KindExternal
-	KindNode     = soak.KindNode
+	KindExternal  = soak.KindExternal
+	KindNode      = soak.KindNode
+	KindCrossNode = soak.KindCrossNode
 )
 
 // Edge is an aggregated connection between two peers on one port.
@@ -127,7 +128,9 @@ type peerTable struct {
 	list   []Peer
 	byPod  map[*cluster.Pod]int32
 	byHost map[hostKey]int32
-	byNet  map[netip.Prefix]int32
+	// byCross numbers nodes as the sources of cross-node flows (KindCrossNode).
+	byCross map[hostKey]int32
+	byNet   map[netip.Prefix]int32
 }
 
 type hostKey struct {
@@ -190,6 +193,41 @@ func (a *aggregate) peerID(ep evaluator.Endpoint) int32 {
 		t.byNet[k] = id
 		return id
 	}
+}
+
+// crossNodeID is peerID for a node sending to a pod on another node.
+func (a *aggregate) crossNodeID(ep evaluator.Endpoint) int32 {
+	t := &a.peers
+	k := hostKey{ep.Node, ep.IP}
+	if id, ok := t.byCross[k]; ok {
+		return id
+	}
+	p := a.peer(ep)
+	p.Kind = KindCrossNode
+	id := t.intern(p)
+	t.byCross[k] = id
+	return id
+}
+
+// CrossNode reports whether j's connection runs from a node to a pod on another node:
+// the own-node exemption does not cover it, the pod's ingress policies judge it, and its
+// edge's source is a KindCrossNode peer.
+func (j *Judgement) CrossNode() bool {
+	return j.Outcome != Skipped && j.Conn.Src.Kind == evaluator.Host && j.Conn.Dst.Kind == evaluator.Pod &&
+		j.Enforced.Ingress.Exempt != evaluator.ExemptOwnNode
+}
+
+// edgeKey is the soak store's key for a judged connection: the peers as the report
+// names them.
+func (a *aggregate) edgeKey(j *Judgement) soak.EdgeKey {
+	k := soak.EdgeKey{Source: a.peer(j.Conn.Src), Destination: a.peer(j.Conn.Dst), Protocol: string(j.Conn.Protocol), Port: j.Conn.Port}
+	if j.CrossNode() {
+		k.Source.Kind = KindCrossNode
+	}
+	if j.Flow != nil && j.Flow.WorkloadLevel {
+		k.Protocol, k.Port = "", 0
+	}
+	return k
 }
 
 // edgeTable holds every observed edge in one slice and finds it by key through an
@@ -327,7 +365,7 @@ func newAggregate(s *Simulator) *aggregate {
 	a := &aggregate{s: s, ns: map[string]*nsStats{}, edges: map[edgeKey]*Edge{}, dropIn: map[edgeKey][]string{},
 		protos: []string{"", "TCP", "UDP", "SCTP"}}
 	a.peers = peerTable{
-		ids: map[Peer]int32{}, byPod: map[*cluster.Pod]int32{}, byHost: map[hostKey]int32{}, byNet: map[netip.Prefix]int32{},
+		ids: map[Peer]int32{}, byPod: map[*cluster.Pod]int32{}, byHost: map[hostKey]int32{}, byCross: map[hostKey]int32{}, byNet: map[netip.Prefix]int32{},
 	}
 	a.counts.Skipped = map[string]int64{}
 	a.counts.Malformed = map[string]int64{}
@@ -459,6 +497,8 @@ func (a *aggregate) place(j *Judgement, sm, dm *podMemoSlot) (edge, dstStats, sr
 		if a.s.opts.Compile.Egress && enforced && j.Conn.Src.Pod.Namespace != dstNS {
 			srcStats = a.stats(j.Conn.Src.Pod.Namespace).pos + 1
 		}
+	} else if j.CrossNode() {
+		k.src = a.crossNodeID(j.Conn.Src)
 	} else {
 		k.src = a.peerID(j.Conn.Src)
 	}

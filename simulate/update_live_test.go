@@ -66,10 +66,10 @@ func TestLiveUpdateRejudgesAsSwap(t *testing.T) {
 				updated.Observe("file", ev)
 				swapped.Observe("file", ev)
 			}
-			// A re-judged edge is judged by a stand-in pod of each workload, which may
-			// differ from the flows it was observed with (a node peer's flows reach pods
-			// on several nodes): start from re-judged stores, so that what is compared
-			// below is which edges each way re-judges.
+			// A re-judged edge is judged by a stand-in for each peer, whose explanation
+			// may differ from the flows' (an external peer is its CIDR's first address,
+			// not the address it was seen at): start from re-judged stores, so that what
+			// is compared below is which edges each way re-judges.
 			updated.Swap(simU)
 			swapped.Swap(simS)
 			assertSameStores(t, updated, swapped, "before any event")

@@ -10,17 +10,32 @@ import (
 type Peer struct {
 	Namespace string `json:"namespace,omitempty"`
 	Workload  string `json:"workload,omitempty"`
-	// Kind is the workload kind (Deployment, StatefulSet, Pod, ...), or "Node" or "External".
+	// Kind is the workload kind (Deployment, StatefulSet, Pod, ...), or "Node",
+	// "CrossNode" or "External".
 	Kind string `json:"kind"`
 	CIDR string `json:"cidr,omitempty"`
 	Node string `json:"node,omitempty"`
 }
 
 // Peer kinds that are not workloads.
+//
+// A node sending to a pod is two peers, because enforcement treats its flows two ways:
+// ingress from the pod's own node is always allowed (the kubelet's probes), ingress from
+// any other node is judged by the pod's policies like any caller. KindNode is the pod's
+// own node, and a node in every other position (a pod's egress to it); KindCrossNode is a
+// node whose flows reached the pod on another node. Keeping them apart lets a reload
+// re-judge each exactly: a stored edge that stood for both could only be judged one way,
+// so a policy change that removed an allowance for cross-node traffic left an edge
+// covered by its probes (fail-open). Snapshots written before KindCrossNode hold both
+// kinds of flow under KindNode; JudgeEdge keeps judging those by what they were.
 const (
-	KindExternal = "External"
-	KindNode     = "Node"
+	KindExternal  = "External"
+	KindNode      = "Node"
+	KindCrossNode = "CrossNode"
 )
+
+// IsNode reports whether p is a node, of either kind.
+func (p Peer) IsNode() bool { return p.Kind == KindNode || p.Kind == KindCrossNode }
 
 func (p Peer) String() string {
 	switch p.Kind {
@@ -31,6 +46,11 @@ func (p Peer) String() string {
 			return "node"
 		}
 		return "node " + p.Node
+	case KindCrossNode:
+		if p.Node == "" {
+			return "another node"
+		}
+		return "node " + p.Node + " (cross-node)"
 	}
 	return p.Namespace + "/" + p.Workload
 }

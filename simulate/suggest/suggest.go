@@ -297,10 +297,10 @@ func (b *builder) edge(e simulate.Edge) {
 	case e.Source.Kind == simulate.KindExternal:
 		b.note(NoteExternalSource, e, "")
 		return
-	case e.Source.Kind == simulate.KindNode:
+	case e.Source.IsNode():
 		b.note(NoteNodeSource, e, "")
 		return
-	case e.Destination.Kind == simulate.KindNode:
+	case e.Destination.IsNode():
 		b.note(NoteNodeDestination, e, "")
 		return
 	case e.Destination.Kind == simulate.KindExternal && e.Destination.CIDR == "":
@@ -501,6 +501,8 @@ func peerKey(p simulate.Peer) string {
 		return "x:" + p.CIDR
 	case simulate.KindNode:
 		return "h:" + p.Node
+	case simulate.KindCrossNode:
+		return "c:" + p.Node
 	}
 	return "w:" + p.Namespace + "/" + p.Workload + "/" + p.Kind
 }

@@ -673,3 +673,38 @@ func TestBrowserLiveHandler(t *testing.T) {
 	}
 	b.checkNoExceptions(t)
 }
+
+// A node's own probes and its cross-node traffic to one workload are two edges from two
+// drawn peers, which the page keeps apart and names.
+func TestBrowserNodeEdges(t *testing.T) {
+	chromiumPath(t)
+	web := simulate.Peer{Namespace: "shop", Workload: "web", Kind: "Deployment"}
+	rep := &simulate.Report{Enforced: []string{"shop"},
+		Edges: []simulate.Edge{
+			{Source: simulate.Peer{Kind: simulate.KindNode, Node: "node-1"}, Destination: web, Port: 8080, Protocol: "TCP", Count: 40, Status: simulate.StatusCovered},
+			{Source: simulate.Peer{Kind: simulate.KindCrossNode, Node: "node-1"}, Destination: web, Port: 8080, Protocol: "TCP", Count: 2, Status: simulate.StatusWouldDrop},
+		}}
+	rep.Uncovered = rep.Edges[1:]
+	path := filepath.Join(t.TempDir(), "nodes.html")
+	if err := os.WriteFile(path, []byte(renderString(t, rep)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	b.do(t, chromedp.Navigate("file://"+path))
+	b.waitFor(t, `document.querySelectorAll('#graph g.edge').length > 0`)
+	want := expectGraph(rep, nil)
+	if want.Nodes != 3 || want.Edges != 2 {
+		t.Fatalf("expected graph %+v: suggest.EdgeKey does not tell the two node peers apart", want)
+	}
+	wantDrawn := drawn{Nodes: want.Nodes, Edges: want.Edges, ByColor: byColor(want.ByStatus),
+		Rows: []string{"node node-1 (cross-node) -> shop/web"}}
+	if diff := cmp.Diff(wantDrawn, b.drawn(t)); diff != "" {
+		t.Errorf("drawn graph (-want +got):\n%s", diff)
+	}
+	var labels []string
+	b.eval(t, `[...document.querySelectorAll('#graph g.node[data-kind]')].filter((g) => g.getAttribute('data-kind').endsWith('Node')).map((g) => g.getAttribute('data-id') + ' ' + g.querySelector('title').textContent).sort()`, &labels)
+	if diff := cmp.Diff([]string{"c:node-1 node node-1 (cross-node)", "h:node-1 node node-1"}, labels); diff != "" {
+		t.Errorf("node peers drawn (-want +got):\n%s", diff)
+	}
+	b.checkNoExceptions(t)
+}

@@ -105,7 +105,7 @@ func TestSuggestThenSimulate(t *testing.T) {
 		"the outside caller and the other node remain": {
 			inputs:    []string{"--cluster", "testdata/cluster", "--flows", mixedFlows},
 			wantFiles: []string{"app.stranger-0.yaml"},
-			wantAfter: ExitFindings, wantLeft: []string{"external 203.0.113.0/24 -> app/server", "node 10.0.0.2 -> app/server"},
+			wantAfter: ExitFindings, wantLeft: []string{"node 10.0.0.2 (cross-node) -> app/server", "external 203.0.113.0/24 -> app/server"},
 		},
 	}
 	for name, tc := range cases {

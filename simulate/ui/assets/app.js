@@ -17,7 +17,7 @@
   };
   const KIND_SHORT = {
     Deployment: 'deploy', StatefulSet: 'sts', DaemonSet: 'ds', CronJob: 'cronjob', Job: 'job',
-    Pod: 'pod', ReplicaSet: 'rs', External: 'external', Node: 'node'
+    Pod: 'pod', ReplicaSet: 'rs', External: 'external', Node: 'node', CrossNode: 'node'
   };
   // Geometry, in SVG units.
   const G = {
@@ -67,6 +67,7 @@
   function peerId(p) {
     if (p.kind === 'External') return 'x:' + (p.cidr || '');
     if (p.kind === 'Node') return 'h:' + (p.node || '');
+    if (p.kind === 'CrossNode') return 'c:' + (p.node || '');
     return 'w:' + (p.namespace || '') + '/' + (p.workload || '') + '/' + (p.kind || '');
   }
   function edgeKey(e) {
@@ -74,12 +75,13 @@
   }
   function groupIdOf(p) {
     if (p.kind === 'External') return 'ext';
-    if (p.kind === 'Node') return 'hosts';
+    if (p.kind === 'Node' || p.kind === 'CrossNode') return 'hosts';
     return 'ns:' + (p.namespace || '');
   }
   function peerName(p) {
     if (p.kind === 'External') return 'external ' + (p.cidr || '(unknown)');
     if (p.kind === 'Node') return p.node ? 'node ' + p.node : 'node';
+    if (p.kind === 'CrossNode') return (p.node ? 'node ' + p.node : 'another node') + ' (cross-node)';
     return (p.namespace || '') + '/' + (p.workload || '');
   }
   function portText(e) { return e.port ? (e.protocol || '') + '/' + e.port : 'any port'; }
@@ -148,8 +150,8 @@
       let n = nodes.get(id);
       if (!n) {
         const g = group(p);
-        const kind = p.kind === 'External' ? 'external' : p.kind === 'Node' ? 'host' : 'workload';
-        const label = kind === 'external' ? p.cidr || '(unknown)' : kind === 'host' ? p.node || 'node' : p.workload || '';
+        const kind = p.kind === 'External' ? 'external' : p.kind === 'Node' || p.kind === 'CrossNode' ? 'host' : 'workload';
+        const label = kind === 'external' ? p.cidr || '(unknown)' : kind === 'host' ? (p.node || 'node') + (p.kind === 'CrossNode' ? ' (cross-node)' : '') : p.workload || '';
         n = { id, peer: p, group: g.id, kind, label, name: peerName(p), out: [], in: [], uncovered: false };
         n.search = (n.name + ' ' + (p.kind || '') + ' ' + (p.namespace || '')).toLowerCase();
         nodes.set(id, n);
