@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,15 +53,6 @@ func TestGRPCIngestMatchesFileReplay(t *testing.T) {
 	if len(msgs) != n {
 		t.Fatalf("EncodeFlows returned %d messages, want %d", len(msgs), n)
 	}
-	got := report(func(sim *simulate.Simulator) {
-		res, err := bench.MeasureGRPC(context.Background(), sim, msgs, clock.RealClock{}, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Problem != "" || res.Received != n {
-			t.Fatalf("received %d of %d: %s", res.Received, n, res.Problem)
-		}
-	})
 	want := report(func(sim *simulate.Simulator) {
 		var buf bytes.Buffer
 		if err := w.WriteFlows(&buf, n); err != nil {
@@ -72,8 +64,25 @@ func TestGRPCIngestMatchesFileReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("report (-file replay +gRPC):\n%s", diff)
+	// The server in this process, and in a child process as bench run's row runs it.
+	for _, place := range []bench.ServerPlace{bench.ServerInProcess, bench.ServerChild} {
+		t.Run("server="+place.String(), func(t *testing.T) {
+			got := report(func(sim *simulate.Simulator) {
+				res, err := bench.MeasureGRPC(context.Background(), sim, msgs, clock.RealClock{}, 2, place)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Problem != "" || res.Received != n {
+					t.Fatalf("received %d of %d: %s", res.Received, n, res.Problem)
+				}
+				if res.CPU < 0 || res.Wall <= 0 {
+					t.Fatalf("measured %v CPU, %v wall", res.CPU, res.Wall)
+				}
+			})
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("report (-file replay +gRPC):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -85,7 +94,7 @@ func startGRPCProfile(b *testing.B, name string) (stop func()) {
 	if *grpcProfile == "" {
 		return func() {}
 	}
-	f, err := os.Create(*grpcProfile + "-" + name + ".prof")
+	f, err := os.Create(*grpcProfile + "-" + strings.ReplaceAll(name, "/", "-") + ".prof")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,8 +108,8 @@ func startGRPCProfile(b *testing.B, name string) (stop func()) {
 }
 
 // BenchmarkGRPCIngest is the gRPC row of bench run on profile M: each op sends
-// grpcBenchFlows generated flows through the test server and the source, alone
-// (sim=none) or into a Simulator (sim=M), on two cores. Per-flow figures are per flow,
+// grpcBenchFlows generated flows through the test server, in a child process or this
+// one, and the source, alone (sim=none) or into a Simulator (sim=M), on two cores. Per-flow figures are per flow,
 // not per op; run it with -benchtime 1x and -cpuprofile to see where the row's time goes.
 func BenchmarkGRPCIngest(b *testing.B) {
 	const grpcBenchFlows = 200_000
@@ -109,11 +118,16 @@ func BenchmarkGRPCIngest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, withSim := range []bool{false, true} {
+	for _, c := range []struct {
+		withSim bool
+		place   bench.ServerPlace
+	}{{false, bench.ServerChild}, {true, bench.ServerChild}, {true, bench.ServerInProcess}} {
+		withSim := c.withSim
 		name := "sim=none"
 		if withSim {
 			name = "sim=M"
 		}
+		name += "/server=" + c.place.String()
 		b.Run(name, func(b *testing.B) {
 			var flowsSeen int
 			var wall, cpu time.Duration
@@ -125,7 +139,7 @@ func BenchmarkGRPCIngest(b *testing.B) {
 					b.StartTimer()
 				}
 				stop := startGRPCProfile(b, name)
-				res, err := bench.MeasureGRPC(b.Context(), sim, msgs, clock.RealClock{}, 2)
+				res, err := bench.MeasureGRPC(b.Context(), sim, msgs, clock.RealClock{}, 2, c.place)
 				stop()
 				if err != nil {
 					b.Fatal(err)

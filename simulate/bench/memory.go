@@ -30,18 +30,6 @@ import (
 // started with memoryChildEnv naming its spec file; it does nothing else.
 const memoryChildEnv = "SHADOWGATE_BENCH_MEMORY_CHILD"
 
-func init() {
-	// Any binary that links the package (the CLI, its test binaries) can be the child,
-	// so the hook cannot wait for a command line to be parsed.
-	if spec := os.Getenv(memoryChildEnv); spec != "" {
-		if err := memoryChild(spec); err != nil {
-			fmt.Fprintln(os.Stderr, "memory child:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-}
-
 // memorySpec is what the parent asks of the child.
 type memorySpec struct {
 	Dir   string `json:"dir"`   // the world's manifests
