@@ -136,8 +136,21 @@ func (in *Ingest) refresh() {
 	in.rev, in.version, in.gov = m.snap.Rev, gov.version, gov
 	for ns, e := range gov.byNS {
 		prev, known := old.byNS[ns]
-		if !modelChanged && known && prev.gov == e.gov && prev.store == e.store {
+		same := known && prev.gov == e.gov && prev.store == e.store
+		if !modelChanged && same {
 			continue
+		}
+		if sim, ok := in.sims[ns]; ok && same {
+			// Only the cluster changed: move the namespace's judge in place and re-judge
+			// what the change can have moved, instead of compiling and building two
+			// engines again for every governed namespace on every pod event.
+			_, err := sim.UpdateStore(m.base(ns), m.simulateOptions(e.gov), e.store)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, simulate.ErrRebuild) {
+				in.log.Error(err, "updating the judge in place; building a new one", "namespace", ns)
+			}
 		}
 		delete(in.sims, ns)
 		// Re-judge what the namespace's store holds with the judge flows will now go

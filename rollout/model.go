@@ -105,10 +105,15 @@ func (m *model) baseLocked(namespace string) *cluster.Snapshot {
 
 // simulator returns a fresh Simulator judging flows as if g's namespace were enforced.
 func (m *model) simulator(g governed) (*simulate.Simulator, error) {
+	return simulate.New(m.base(g.namespace), m.simulateOptions(g))
+}
+
+// simulateOptions are the options of g's Simulator.
+func (m *model) simulateOptions(g governed) simulate.Options {
 	o := simulate.DefaultOptions()
 	o.Compile = m.cfg.compileOptions(g)
 	o.ExternalPrefixV4, o.ExternalPrefixV6 = m.cfg.ExternalPrefixV4, m.cfg.ExternalPrefixV6
-	return simulate.New(m.base(g.namespace), o)
+	return o
 }
 
 // unmanagedSimulator returns the Simulator that judges under every policy but

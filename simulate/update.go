@@ -153,7 +153,7 @@ func (s *Simulator) update(next *cluster.Snapshot, opts Options) (impact, error)
 		key := podKey{p.Namespace, p.Name}
 		old, ok := oldPods[key]
 		delete(oldPods, key)
-		if ok && (old == p || reflect.DeepEqual(old, p)) {
+		if ok && old.Same(p) {
 			continue
 		}
 		podsChanged = true
@@ -339,13 +339,31 @@ func (l *Live) Update(next *cluster.Snapshot, opts Options) (Reload, error) {
 	}
 	l.swapLocked(l.sim)
 	r := Reload{Stored: l.store.Usage().Edges}
-	switch {
-	case imp.all:
-		l.store.Reevaluate(l.sim.JudgeEdge)
-		r.Rejudged = r.Stored
-	case imp.some():
-		r.Rejudged = l.store.ReevaluateWhere(l.sim.JudgeEdge, imp.asSource, imp.asDestination)
-	}
+	r.Rejudged = imp.rejudge(l.store, l.sim.JudgeEdge)
 	r.Took = l.loadedLocked(start)
 	return r, nil
+}
+
+// UpdateStore moves s to next in place, as Update does, and re-judges the edges of store
+// whose verdicts the change can have moved, as Live.Update does: it is for callers that
+// keep a store of their own per Simulator (the rollout controller). It returns how many
+// edges it re-judged. On ErrRebuild, or any error, s and store are unchanged.
+func (s *Simulator) UpdateStore(next *cluster.Snapshot, opts Options, store *soak.Store) (int, error) {
+	imp, err := s.update(next, opts)
+	if err != nil {
+		return 0, err
+	}
+	return imp.rejudge(store, s.JudgeEdge), nil
+}
+
+// rejudge re-judges the edges of store the change can have moved.
+func (i impact) rejudge(store *soak.Store, judge soak.Judge) int {
+	switch {
+	case i.all:
+		store.Reevaluate(judge)
+		return store.Usage().Edges
+	case i.some():
+		return store.ReevaluateWhere(judge, i.asSource, i.asDestination)
+	}
+	return 0
 }

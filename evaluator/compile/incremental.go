@@ -299,7 +299,7 @@ func sameCluster(a, b *cluster.Snapshot) bool {
 	if a == b {
 		return true
 	}
-	return equalSlices(a.Pods, b.Pods) &&
+	return slices.EqualFunc(a.Pods, b.Pods, (*cluster.Pod).Same) &&
 		equalSlices(a.Services, b.Services) &&
 		equalSlices(a.Ingresses, b.Ingresses) &&
 		equalSlices(a.NetworkPolicies, b.NetworkPolicies) &&
