@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -589,45 +590,75 @@ func (r *runner) scaling(ctx context.Context) error {
 	r.snap, r.compiled, r.enforced, r.enfSet, r.conns = nil, nil, nil, nil, nil
 	cost := map[string]float64{}
 	for _, p := range Profiles() {
-		r.logf("scaling: replaying %d lines of profile %s", r.o.ScalingFlows, p.Name)
-		w := Generate(p, r.o.Seed)
-		snap, err := w.Snapshot()
+		c, err := r.perFlowCost(ctx, p)
 		if err != nil {
 			return err
 		}
-		// The first half warms the caches and is not measured: a short replay of a
-		// large cluster is otherwise mostly first sightings (a verdict computed, a
-		// string interned, an edge created), which is the cost of starting, not of a
-		// flow.
-		var buf bytes.Buffer
-		if err := w.WriteFlows(&buf, 2*r.o.ScalingFlows); err != nil {
-			return err
-		}
-		so := simulate.DefaultOptions()
-		so.Compile.Namespaces = compile.TargetedNamespaces(snap)
-		sim, err := simulate.New(snap, so)
-		if err != nil {
-			return err
-		}
-		src := flows.NewReader("profile "+p.Name, &buf)
-		src.ReuseFlows() // as replay does
-		if _, err := MeasureReplay(ctx, sim, src, r.o.Clock, r.o.ScalingFlows); err != nil {
-			src.Close()
-			return err
-		}
-		runtime.GC()
-		res, err := MeasureReplay(ctx, sim, src, r.o.Clock, 0)
-		src.Close()
-		if err != nil {
-			return err
-		}
-		cost[p.Name] = float64(cpuOr(res.CPU, res.Wall).Nanoseconds()) / float64(max(res.Flows, 1))
+		cost[p.Name] = c
 	}
 	ratio := cost["L"] / cost["S"]
 	r.add(Figure{Name: "per-flow cost, profile S to L", Value: fmt.Sprintf("L/S = %.2f", ratio), Number: ratio, Unit: "x",
 		Target: "within 2x", Status: status(ratio <= scalingTolerance && ratio >= 1/scalingTolerance),
 		Detail: fmt.Sprintf("CPU per flow: S %.0f ns, M %.0f ns, L %.0f ns (%d lines each from memory, after %d warming lines)", cost["S"], cost["M"], cost["L"], r.o.ScalingFlows, r.o.ScalingFlows)})
+
+	// S to L grows the pods 200-fold along with the policies. The concern is the
+	// policies ("its cost per flow must not grow with the number of policies"): the same
+	// pods, intents and traffic as profile M, with a tenth and ten times its policies.
+	byPolicies := []float64{0, cost["M"], 0}
+	for i, n := range []int{ProfileM.Policies / 10, 0, ProfileM.Policies * 10} {
+		if n == 0 {
+			continue
+		}
+		p := ProfileM
+		p.Name, p.Policies = fmt.Sprintf("M with %d policies", n), n
+		c, err := r.perFlowCost(ctx, p)
+		if err != nil {
+			return err
+		}
+		byPolicies[i] = c
+	}
+	spread := slices.Max(byPolicies) / slices.Min(byPolicies)
+	r.add(Figure{Name: "per-flow cost, 50 to 5,000 existing policies", Value: fmt.Sprintf("max/min = %.2f", spread), Number: spread, Unit: "x",
+		Target: "within 2x", Status: status(spread <= scalingTolerance),
+		Detail: fmt.Sprintf("CPU per flow with profile M's pods, intents and traffic: %.0f ns with %d policies, %.0f ns with %d (profile M), %.0f ns with %d (%d lines each, after %d warming lines)",
+			byPolicies[0], ProfileM.Policies/10, byPolicies[1], ProfileM.Policies, byPolicies[2], ProfileM.Policies*10, r.o.ScalingFlows, r.o.ScalingFlows)})
 	return nil
+}
+
+// perFlowCost replays ScalingFlows lines of p's traffic, after as many warming lines, on
+// one core, and returns the CPU time per line in nanoseconds.
+func (r *runner) perFlowCost(ctx context.Context, p Profile) (float64, error) {
+	r.logf("scaling: replaying %d lines of profile %s", r.o.ScalingFlows, p.Name)
+	w := Generate(p, r.o.Seed)
+	snap, err := w.Snapshot()
+	if err != nil {
+		return 0, err
+	}
+	// The first half warms the caches and is not measured: a short replay of a large
+	// cluster is otherwise mostly first sightings (a verdict computed, a string interned,
+	// an edge created), which is the cost of starting, not of a flow.
+	var buf bytes.Buffer
+	if err := w.WriteFlows(&buf, 2*r.o.ScalingFlows); err != nil {
+		return 0, err
+	}
+	so := simulate.DefaultOptions()
+	so.Compile.Namespaces = compile.TargetedNamespaces(snap)
+	sim, err := simulate.New(snap, so)
+	if err != nil {
+		return 0, err
+	}
+	src := flows.NewReader("profile "+p.Name, &buf)
+	defer src.Close()
+	src.ReuseFlows() // as replay does
+	if _, err := MeasureReplay(ctx, sim, src, r.o.Clock, r.o.ScalingFlows); err != nil {
+		return 0, err
+	}
+	runtime.GC()
+	res, err := MeasureReplay(ctx, sim, src, r.o.Clock, 0)
+	if err != nil {
+		return 0, err
+	}
+	return float64(cpuOr(res.CPU, res.Wall).Nanoseconds()) / float64(max(res.Flows, 1)), nil
 }
 
 func status(ok bool) Status {
