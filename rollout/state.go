@@ -214,6 +214,11 @@ func (s *Snapshotter) rebuild(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
+	if s.cur != nil {
+		// Every governed namespace's judge diffs the new snapshot against the old one:
+		// the pods that did not change are then the same objects, compared by address.
+		snap.ReusePods(s.cur.Snapshot)
+	}
 	s.rev++
 	next := &Snapshot{Snapshot: snap, Rev: s.rev, Built: s.clock.Now(), Excluded: excluded, IntentsVersion: intentsVersion}
 	s.cur = next

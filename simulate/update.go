@@ -145,26 +145,15 @@ func (s *Simulator) update(next *cluster.Snapshot, opts Options) (impact, error)
 	prev := s.snap
 
 	podsChanged := false
-	oldPods := make(map[podKey]*cluster.Pod, len(prev.Pods))
-	for _, p := range prev.Pods {
-		oldPods[podKey{p.Namespace, p.Name}] = p
-	}
-	for _, p := range next.Pods {
-		key := podKey{p.Namespace, p.Name}
-		old, ok := oldPods[key]
-		delete(oldPods, key)
-		if ok && old.Same(p) {
-			continue
-		}
+	cluster.DiffPods(prev.Pods, next.Pods, func(p *cluster.Pod) {
 		podsChanged = true
 		cur.UpdatePod(p)
 		enf.UpdatePod(p)
-	}
-	for key := range oldPods {
+	}, func(p *cluster.Pod) {
 		podsChanged = true
-		cur.DeletePod(key.namespace, key.name)
-		enf.DeletePod(key.namespace, key.name)
-	}
+		cur.DeletePod(p.Namespace, p.Name)
+		enf.DeletePod(p.Namespace, p.Name)
+	})
 
 	nsChanged := false
 	for name, ns := range next.Namespaces {

@@ -5,11 +5,13 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -98,6 +100,83 @@ func (p *Pod) Same(q *Pod) bool {
 		slices.Equal(p.IPs, q.IPs) && (p.IPs == nil) == (q.IPs == nil) &&
 		slices.Equal(p.Ports, q.Ports) && (p.Ports == nil) == (q.Ports == nil) &&
 		equalSelectors(p.Selector, q.Selector)
+}
+
+// ComparePodKeys orders pods as their keys (namespace/name) order, as Index sorts a
+// snapshot's pods, without building the keys.
+func ComparePodKeys(a, b *Pod) int {
+	if a.Namespace == b.Namespace {
+		return strings.Compare(a.Name, b.Name)
+	}
+	an, bn := a.Namespace, b.Namespace
+	n := min(len(an), len(bn))
+	if c := strings.Compare(an[:n], bn[:n]); c != 0 {
+		return c
+	}
+	// One namespace begins the other: the shorter key goes on with '/', the longer with
+	// its namespace's next byte, which a valid name never makes '/'.
+	switch {
+	case len(an) < len(bn) && bn[n] != '/':
+		return cmp.Compare('/', bn[n])
+	case len(bn) < len(an) && an[n] != '/':
+		return cmp.Compare(an[n], '/')
+	}
+	return strings.Compare(a.Key(), b.Key())
+}
+
+// DiffPods compares two pod lists by namespace/name: changed is called with each pod of
+// next that prev holds no Same pod for (new or changed), gone with each pod of prev
+// that next does not hold. Lists sorted by key, as snapshots keep them, are merged in
+// one pass; others are diffed through a map.
+func DiffPods(prev, next []*Pod, changed, gone func(*Pod)) {
+	if !slices.IsSortedFunc(prev, ComparePodKeys) || !slices.IsSortedFunc(next, ComparePodKeys) {
+		diffPodsByMap(prev, next, changed, gone)
+		return
+	}
+	i, j := 0, 0
+	for i < len(prev) && j < len(next) {
+		switch c := ComparePodKeys(prev[i], next[j]); {
+		case c < 0:
+			gone(prev[i])
+			i++
+		case c > 0:
+			changed(next[j])
+			j++
+		default:
+			if !prev[i].Same(next[j]) {
+				changed(next[j])
+			}
+			i++
+			j++
+		}
+	}
+	for ; i < len(prev); i++ {
+		gone(prev[i])
+	}
+	for ; j < len(next); j++ {
+		changed(next[j])
+	}
+}
+
+func diffPodsByMap(prev, next []*Pod, changed, gone func(*Pod)) {
+	type key struct{ namespace, name string }
+	old := make(map[key]*Pod, len(prev))
+	for _, p := range prev {
+		old[key{p.Namespace, p.Name}] = p
+	}
+	for _, p := range next {
+		k := key{p.Namespace, p.Name}
+		q, ok := old[k]
+		delete(old, k)
+		if !ok || !q.Same(p) {
+			changed(p)
+		}
+	}
+	for _, p := range prev {
+		if q, ok := old[key{p.Namespace, p.Name}]; ok && q == p {
+			gone(p)
+		}
+	}
 }
 
 // equalSelectors is reflect.DeepEqual for label selectors.
@@ -206,6 +285,41 @@ func (s *Snapshot) Index() {
 // SynthesizeNamespace returns a namespace known only by name.
 func SynthesizeNamespace(name string) *Namespace {
 	return &Namespace{Name: name, Labels: labels.Set{corev1.LabelMetadataName: name}, Synthesized: true}
+}
+
+// ReusePods replaces each pod of s that is the Same as prev's pod of that name with
+// prev's, and returns how many it replaced. A snapshot rebuilt from informers makes new
+// objects for the pods that did not change; sharing the old ones makes every later
+// comparison of the two snapshots (Simulator.Update, compile.Compiler.Update, once per
+// governed namespace in the controller) a pointer comparison for those. Pods are not
+// modified once built, so two snapshots may share them.
+func (s *Snapshot) ReusePods(prev *Snapshot) int {
+	if prev == nil || prev == s {
+		return 0
+	}
+	if s.podsByKey == nil {
+		s.Index()
+	}
+	n := 0
+	for i, p := range s.Pods {
+		q := prev.Pod(p.Namespace, p.Name)
+		if q == nil || q == p || !q.Same(p) {
+			continue
+		}
+		s.Pods[i] = q
+		n++
+		// The same pod has the same key, addresses and host networking: the indexes
+		// need only the new pointer.
+		s.podsByKey[q.Key()] = q
+		if !q.HostNetwork {
+			for _, ip := range q.IPs {
+				if s.podsByIP[ip] == p {
+					s.podsByIP[ip] = q
+				}
+			}
+		}
+	}
+	return n
 }
 
 // Pod returns the pod namespace/name.

@@ -1,9 +1,15 @@
 package cluster
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,5 +93,123 @@ func TestPodSameComparesEveryField(t *testing.T) {
 	var nilPod *Pod
 	if nilPod.Same(equalTestPod()) || equalTestPod().Same(nil) || !nilPod.Same(nil) {
 		t.Error("nil pods: want equal to nil only")
+	}
+}
+
+// TestReusePods: a snapshot rebuilt from the same objects, one pod changed, takes the
+// previous snapshot's pods for every other pod, finds them by name and by address, and
+// is the same snapshot by value as before the reuse.
+func TestReusePods(t *testing.T) {
+	o, err := LoadObjects("testdata/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := Build(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prev.Pods) < 3 {
+		t.Fatalf("the fixture has %d pods: want at least 3", len(prev.Pods))
+	}
+	// The changed pod: the first one the objects hold, relabelled.
+	changed := o.Pods[0].DeepCopy()
+	changed.Labels = map[string]string{"relabelled": "yes"}
+	next := *o
+	next.Pods = append([]*corev1.Pod{changed}, o.Pods[1:]...)
+	fresh, err := Build(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Build(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	n := fresh.ReusePods(prev)
+	if n != len(fresh.Pods)-1 {
+		t.Errorf("reused %d pods, want all %d but the changed one", n, len(fresh.Pods)-1)
+	}
+	for _, p := range fresh.Pods {
+		old := prev.Pod(p.Namespace, p.Name)
+		isChanged := p.Namespace == changed.Namespace && p.Name == changed.Name
+		if (old == p) == isChanged {
+			t.Errorf("pod %s: shared with the previous snapshot %v, changed %v", p.Key(), old == p, isChanged)
+		}
+		if got := fresh.Pod(p.Namespace, p.Name); got != p {
+			t.Errorf("Pod(%s) is not the snapshot's pod", p.Key())
+		}
+		for _, ip := range p.IPs {
+			if got := fresh.PodByIP(ip); !p.HostNetwork && got != p {
+				t.Errorf("PodByIP(%s) is not the snapshot's pod %s", ip, p.Key())
+			}
+		}
+	}
+	if diff := cmp.Diff(want, fresh, cmpopts.IgnoreUnexported(Snapshot{}), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
+		t.Errorf("after the reuse (-fresh build +reused):\n%s", diff)
+	}
+	if fresh.ReusePods(fresh) != 0 || fresh.ReusePods(nil) != 0 {
+		t.Error("reusing from itself or from nothing replaced pods")
+	}
+}
+
+// TestDiffPods: merging sorted pod lists finds what the map finds (new, changed, gone),
+// and ComparePodKeys orders pods exactly as their keys do, namespaces that begin one
+// another ("a", "a-b", "ab") included.
+func TestDiffPods(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	namespaces := []string{"a", "a-b", "ab", "a0", "b", "kube-system"}
+	names := []string{"x", "x-1", "x1", "y", "web-7c9d-a"}
+	var pool []*Pod
+	for _, ns := range namespaces {
+		for _, n := range names {
+			pool = append(pool, &Pod{Namespace: ns, Name: n, Labels: map[string]string{"app": n}})
+		}
+	}
+	for i, a := range pool {
+		for _, b := range pool[i:] {
+			if got, want := ComparePodKeys(a, b), strings.Compare(a.Key(), b.Key()); got != want {
+				t.Fatalf("ComparePodKeys(%s, %s) = %d, keys compare %d", a.Key(), b.Key(), got, want)
+			}
+			if got, want := ComparePodKeys(b, a), strings.Compare(b.Key(), a.Key()); got != want {
+				t.Fatalf("ComparePodKeys(%s, %s) = %d, keys compare %d", b.Key(), a.Key(), got, want)
+			}
+		}
+	}
+	pick := func() []*Pod {
+		var out []*Pod
+		for _, p := range pool {
+			switch rng.IntN(4) {
+			case 0: // absent
+			case 1: // a changed copy
+				q := *p
+				q.Labels = map[string]string{"app": p.Name, "v": "2"}
+				out = append(out, &q)
+			default:
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	record := func(into *[]string) func(*Pod) { return func(p *Pod) { *into = append(*into, p.Key()) } }
+	for round := range 200 {
+		prev, next := pick(), pick()
+		slices.SortFunc(prev, func(a, b *Pod) int { return strings.Compare(a.Key(), b.Key()) })
+		slices.SortFunc(next, func(a, b *Pod) int { return strings.Compare(a.Key(), b.Key()) })
+		if round%2 == 1 {
+			rng.Shuffle(len(next), func(i, j int) { next[i], next[j] = next[j], next[i] })
+		}
+		var changed, gone, wantChanged, wantGone []string
+		DiffPods(prev, next, record(&changed), record(&gone))
+		diffPodsByMap(prev, next, record(&wantChanged), record(&wantGone))
+		slices.Sort(changed)
+		slices.Sort(gone)
+		slices.Sort(wantChanged)
+		slices.Sort(wantGone)
+		if diff := cmp.Diff(wantChanged, changed); diff != "" {
+			t.Fatalf("round %d: changed (-map +merge):\n%s", round, diff)
+		}
+		if diff := cmp.Diff(wantGone, gone); diff != "" {
+			t.Fatalf("round %d: gone (-map +merge):\n%s", round, diff)
+		}
 	}
 }
