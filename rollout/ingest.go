@@ -50,12 +50,15 @@ type Ingest struct {
 	version uint64
 	gov     governedView
 	sims    map[string]*simulate.Simulator
+	// unmanaged holds, per enforcing namespace that saw a policy drop, the Simulator
+	// that judges without shadowgate's policies there (unmanagedOptions).
+	unmanaged map[string]*simulate.Simulator
 }
 
 // NewIngest returns an Ingest reading sources (there may be none).
 func NewIngest(sources []simulate.NamedSource, soaks *Soaks, drops *dropCounter, model func() *model, clk clock.PassiveClock, log logr.Logger, tripped func(string)) *Ingest {
 	return &Ingest{sources: sources, soaks: soaks, drops: drops, model: model, clock: clk, log: log, tripped: tripped,
-		kick: make(chan struct{}, 1), sims: map[string]*simulate.Simulator{}}
+		kick: make(chan struct{}, 1), sims: map[string]*simulate.Simulator{}, unmanaged: map[string]*simulate.Simulator{}}
 }
 
 // Changed tells ingestion that the model or the governed set changed. It never blocks.
@@ -164,6 +167,32 @@ func (in *Ingest) refresh() {
 			delete(in.sims, ns)
 		}
 	}
+	for ns, sim := range in.unmanaged {
+		if _, ok := gov.byNS[ns]; !ok {
+			delete(in.unmanaged, ns)
+			continue
+		}
+		if modelChanged {
+			if err := sim.Update(m.base(ns), unmanagedOptions()); err != nil {
+				// Built again on the next drop.
+				delete(in.unmanaged, ns)
+			}
+		}
+	}
+}
+
+// unmanagedSimulator returns namespace's judge of drops, building it on first use.
+func (in *Ingest) unmanagedSimulator(m *model, namespace string) *simulate.Simulator {
+	if sim, ok := in.unmanaged[namespace]; ok {
+		return sim
+	}
+	sim, err := simulate.New(m.base(namespace), unmanagedOptions())
+	if err != nil {
+		// Options that enforce nothing cannot fail validation.
+		panic(err)
+	}
+	in.unmanaged[namespace] = sim
+	return sim
 }
 
 func (in *Ingest) simulator(m *model, e governedEntry) *simulate.Simulator {
@@ -325,7 +354,7 @@ func (in *Ingest) countDrop(m *model, f *flows.Flow, ns string, egress bool) {
 	if !ok || !e.enforcing || (egress && !e.gov.egress) {
 		return
 	}
-	j := m.unmanagedSimulator(ns).Judge(f, 0)
+	j := in.unmanagedSimulator(m, ns).Judge(f, 0)
 	if j.Outcome != simulate.Skipped && !j.Current.Allowed {
 		return
 	}

@@ -32,9 +32,6 @@ type model struct {
 	mu       sync.Mutex
 	compiled map[governed]compiledSet
 	bases    map[string]*cluster.Snapshot
-	// unmanaged holds, per namespace, a Simulator judging without shadowgate's policies
-	// there.
-	unmanaged map[string]*simulate.Simulator
 }
 
 type compiledSet struct {
@@ -43,8 +40,7 @@ type compiledSet struct {
 }
 
 func newModel(snap *Snapshot, cfg Config) *model {
-	return &model{snap: snap, cfg: cfg, compiled: map[governed]compiledSet{}, bases: map[string]*cluster.Snapshot{},
-		unmanaged: map[string]*simulate.Simulator{}}
+	return &model{snap: snap, cfg: cfg, compiled: map[governed]compiledSet{}, bases: map[string]*cluster.Snapshot{}}
 }
 
 // CompileOptions are the compiler settings the controller uses for namespace: the same
@@ -116,22 +112,11 @@ func (m *model) simulateOptions(g governed) simulate.Options {
 	return o
 }
 
-// unmanagedSimulator returns the Simulator that judges under every policy but
-// shadowgate's own in namespace: a drop it would make anyway is not that namespace's
-// enforcement's doing. Only the ingestion goroutine may use it.
-func (m *model) unmanagedSimulator(namespace string) *simulate.Simulator {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if sim, ok := m.unmanaged[namespace]; ok {
-		return sim
-	}
-	sim, err := simulate.New(m.baseLocked(namespace), simulate.Options{ExternalPrefixV4: 32, ExternalPrefixV6: 128})
-	if err != nil {
-		// Options that enforce nothing cannot fail validation.
-		panic(err)
-	}
-	m.unmanaged[namespace] = sim
-	return sim
+// unmanagedOptions are the options of the Simulator that judges a drop under every
+// policy but shadowgate's own in a namespace: a drop it would make anyway is not that
+// namespace's enforcement's doing.
+func unmanagedOptions() simulate.Options {
+	return simulate.Options{ExternalPrefixV4: 32, ExternalPrefixV6: 128}
 }
 
 // isManaged reports whether a policy carries shadowgate's managed-by label.

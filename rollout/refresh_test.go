@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -220,6 +221,65 @@ func feed(tb testing.TB, lines []byte, ins ...*Ingest) {
 		for _, in := range ins {
 			in.refresh()
 			in.handle(ev)
+		}
+	}
+}
+
+// TestDropJudgeFollowsTheModelInPlace: the judge that tells a policy drop caused by an
+// enforcing namespace's own policies from one the cluster's other policies would make
+// anyway is moved to each new model in place (not built anew after every rebuild, which
+// cost two engines per namespace on the first drop after it), and judges by the new
+// model at once.
+func TestDropJudgeFollowsTheModelInPlace(t *testing.T) {
+	base, err := cluster.Load("testdata/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	denyAll := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "deny-all", Namespace: "shop"},
+		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+	}
+	withDenyAll := *base
+	withDenyAll.NetworkPolicies = append(slices.Clone(base.NetworkPolicies), denyAll)
+
+	cfg := Default()
+	t0 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(t0)
+	s := governing(t, cfg, clk, []string{"shop"}, false)
+	s.entries["shop"].enforcing = true
+	rev := uint64(0)
+	var cur *model
+	in := NewIngest(nil, s, newDropCounter(), func() *model { return cur }, clk, logrDiscard(), func(string) {})
+	in.drops.Arm("shop", 100, time.Hour, t0.Add(-time.Hour))
+	// web (front) calls cart (shop), which no ClientIntents allows: shop's own policies
+	// drop it, the cluster's others (none, then a deny-all) would not, then would.
+	drop := &flows.Flow{Time: t0, NodeName: "node-1", Verdict: "DROPPED", DropReason: "POLICY_DENIED", Type: "L3_L4",
+		TrafficDirection: "INGRESS", Protocol: "TCP", SourcePort: 40000, DestinationPort: 8080,
+		Source:      flows.Endpoint{IP: netip.MustParseAddr("10.0.2.10"), Namespace: "front", PodName: "web-6b7c8d9f4-a1s2d"},
+		Destination: flows.Endpoint{IP: netip.MustParseAddr("10.0.1.10"), Namespace: "shop", PodName: "cart-7c9d8f6b5-x2k4p"},
+	}
+	var judge *simulate.Simulator
+	for i, step := range []struct {
+		snap    *cluster.Snapshot
+		counted bool
+	}{
+		{base, true},
+		{&withDenyAll, false},
+		{base, true},
+	} {
+		rev++
+		cur = newModel(&Snapshot{Snapshot: step.snap, Rev: rev}, cfg)
+		in.refresh()
+		before := in.Stats.CountedDrops.Load()
+		in.handle(flows.Event{Kind: flows.KindFlow, Flow: drop})
+		if got := in.Stats.CountedDrops.Load() - before; got != map[bool]int64{true: 1, false: 0}[step.counted] {
+			t.Errorf("model %d: the drop counted %d times, want counted %v", i+1, got, step.counted)
+		}
+		if judge == nil {
+			judge = in.unmanaged["shop"]
+		}
+		if in.unmanaged["shop"] != judge || judge == nil {
+			t.Errorf("model %d: the drop judge was built anew", i+1)
 		}
 	}
 }
