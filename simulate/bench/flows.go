@@ -89,8 +89,19 @@ func (g *generator) edges() {
 	for _, ns := range w.namespaces[2:] {
 		apps = append(apps, ns.workloads...)
 	}
+	// A small cluster may have fewer uncovered pairs than wanted: take them all.
+	isApp := map[int]bool{}
+	for _, a := range apps {
+		isApp[a.index] = true
+	}
+	free := len(apps) * (len(apps) - 1)
+	for k := range covered {
+		if k[0] != k[1] && isApp[k[0]] && isApp[k[1]] {
+			free--
+		}
+	}
 	var uncovered []edge
-	for n := max(8, len(list)/20); len(uncovered) < n; {
+	for n := min(max(8, len(list)/20), free); len(uncovered) < n; {
 		c, s := apps[g.pick(len(apps))], apps[g.pick(len(apps))]
 		if c == s || covered[[2]int{c.index, s.index}] {
 			continue

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,11 +47,13 @@ type RunOptions struct {
 	// PodEvents, PolicyEvents and IntentEvents are the incremental updates timed. An
 	// intent event goes through compile.Compiler, then the engine.
 	PodEvents, PolicyEvents, IntentEvents int
-	// Scaling also replays ScalingFlows lines of profiles S and L, to compare the cost
-	// per flow across cluster sizes.
-	Scaling      bool
-	ScalingFlows int
-	Clock        clock.PassiveClock
+	// Scaling also replays ScalingFlows lines of each of ScalingProfiles (smallest
+	// first), to compare the cost per flow across cluster sizes, and of the middle one
+	// with a tenth and ten times its policies, to compare it across policy counts.
+	Scaling         bool
+	ScalingFlows    int
+	ScalingProfiles []Profile
+	Clock           clock.PassiveClock
 	// Log receives a line as each measurement starts; nil discards them.
 	Log io.Writer
 
@@ -67,7 +70,7 @@ func DefaultRunOptions(p Profile) RunOptions {
 		Profile: p, Seed: 1, Flows: min(1_000_000, p.Flows),
 		HotPathOps: 10_000_000, OracleConns: 2_000,
 		PodEvents: 200, PolicyEvents: 200, IntentEvents: 50,
-		ScalingFlows: 200_000, Clock: clock.RealClock{},
+		ScalingFlows: 200_000, ScalingProfiles: Profiles(), Clock: clock.RealClock{},
 		MemoryProfile: ProfileL, MemoryEdges: 1_000_000, MemoryHours: 24,
 	}
 }
@@ -95,6 +98,14 @@ func (o RunOptions) Validate() error {
 	}
 	if o.Scaling && o.ScalingFlows < 1 {
 		errs = append(errs, fmt.Errorf("scaling flows %d: must be at least 1", o.ScalingFlows))
+	}
+	if o.Scaling && len(o.ScalingProfiles) < 2 {
+		errs = append(errs, fmt.Errorf("scaling profiles: %d, need at least two to compare", len(o.ScalingProfiles)))
+	}
+	for _, p := range o.ScalingProfiles {
+		if err := p.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("scaling profile: %w", err))
+		}
 	}
 	if o.Clock == nil {
 		errs = append(errs, errors.New("clock: must be set"))
@@ -228,6 +239,7 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	} else {
 		r.add(Figure{Name: "per-flow cost, profile S to L", Target: "within 2x", Status: NotMeasured, Detail: "run with --scaling"})
+		r.add(Figure{Name: "per-flow cost against the number of policies", Target: "within 2x", Status: NotMeasured, Detail: "run with --scaling"})
 	}
 	if err := r.grpcIngest(ctx); err != nil {
 		return err
@@ -588,40 +600,48 @@ func addTarget(ci *unstructured.Unstructured, name string) {
 func (r *runner) scaling(ctx context.Context) error {
 	// Only the profile being replayed stays live (see runner.world).
 	r.snap, r.compiled, r.enforced, r.enfSet, r.conns = nil, nil, nil, nil, nil
-	cost := map[string]float64{}
-	for _, p := range Profiles() {
+	profiles := r.o.ScalingProfiles
+	cost := make([]float64, len(profiles))
+	var each []string
+	for i, p := range profiles {
 		c, err := r.perFlowCost(ctx, p)
 		if err != nil {
 			return err
 		}
-		cost[p.Name] = c
+		cost[i] = c
+		each = append(each, fmt.Sprintf("%s %.0f ns", p.Name, c))
 	}
-	ratio := cost["L"] / cost["S"]
-	r.add(Figure{Name: "per-flow cost, profile S to L", Value: fmt.Sprintf("L/S = %.2f", ratio), Number: ratio, Unit: "x",
+	first, last := profiles[0], profiles[len(profiles)-1]
+	ratio := cost[len(cost)-1] / cost[0]
+	r.add(Figure{Name: fmt.Sprintf("per-flow cost, profile %s to %s", first.Name, last.Name), Value: fmt.Sprintf("%s/%s = %.2f", last.Name, first.Name, ratio), Number: ratio, Unit: "x",
 		Target: "within 2x", Status: status(ratio <= scalingTolerance && ratio >= 1/scalingTolerance),
-		Detail: fmt.Sprintf("CPU per flow: S %.0f ns, M %.0f ns, L %.0f ns (%d lines each from memory, after %d warming lines)", cost["S"], cost["M"], cost["L"], r.o.ScalingFlows, r.o.ScalingFlows)})
+		Detail: fmt.Sprintf("CPU per flow: %s (%d lines each from memory, after %d warming lines)", strings.Join(each, ", "), r.o.ScalingFlows, r.o.ScalingFlows)})
 
-	// S to L grows the pods 200-fold along with the policies. The issue's concern is the
-	// policies ("its cost per flow must not grow with the number of policies"): the same
-	// pods, intents and traffic as profile M, with a tenth and ten times its policies.
-	byPolicies := []float64{0, cost["M"], 0}
-	for i, n := range []int{ProfileM.Policies / 10, 0, ProfileM.Policies * 10} {
-		if n == 0 {
+	// Across profiles the pods grow with the policies (200-fold from S to L). The issue's
+	// concern is the policies ("its cost per flow must not grow with the number of
+	// policies"): the middle profile's pods, intents and traffic, with a tenth and ten
+	// times its policies (the generator draws the policies last, so nothing else moves).
+	mid := len(profiles) / 2
+	p := profiles[mid]
+	counts := []int{max(p.Policies/10, 1), p.Policies, p.Policies * 10}
+	byPolicies := []float64{0, cost[mid], 0}
+	for i, n := range counts {
+		if i == 1 {
 			continue
 		}
-		p := ProfileM
-		p.Name, p.Policies = fmt.Sprintf("M with %d policies", n), n
-		c, err := r.perFlowCost(ctx, p)
+		v := p
+		v.Name, v.Policies = fmt.Sprintf("%s with %d policies", p.Name, n), n
+		c, err := r.perFlowCost(ctx, v)
 		if err != nil {
 			return err
 		}
 		byPolicies[i] = c
 	}
 	spread := slices.Max(byPolicies) / slices.Min(byPolicies)
-	r.add(Figure{Name: "per-flow cost, 50 to 5,000 existing policies", Value: fmt.Sprintf("max/min = %.2f", spread), Number: spread, Unit: "x",
+	r.add(Figure{Name: fmt.Sprintf("per-flow cost, %d to %d existing policies", counts[0], counts[2]), Value: fmt.Sprintf("max/min = %.2f", spread), Number: spread, Unit: "x",
 		Target: "within 2x", Status: status(spread <= scalingTolerance),
-		Detail: fmt.Sprintf("CPU per flow with profile M's pods, intents and traffic: %.0f ns with %d policies, %.0f ns with %d (profile M), %.0f ns with %d (%d lines each, after %d warming lines)",
-			byPolicies[0], ProfileM.Policies/10, byPolicies[1], ProfileM.Policies, byPolicies[2], ProfileM.Policies*10, r.o.ScalingFlows, r.o.ScalingFlows)})
+		Detail: fmt.Sprintf("CPU per flow with profile %s's pods, intents and traffic: %.0f ns with %d policies, %.0f ns with %d (profile %s), %.0f ns with %d (%d lines each, after %d warming lines)",
+			p.Name, byPolicies[0], counts[0], byPolicies[1], counts[1], p.Name, byPolicies[2], counts[2], r.o.ScalingFlows, r.o.ScalingFlows)})
 	return nil
 }
 

@@ -32,6 +32,12 @@ func smallRun() bench.RunOptions {
 func TestRun(t *testing.T) {
 	o := smallRun()
 	o.TempDir = t.TempDir()
+	o.Scaling, o.ScalingFlows = true, 1_000
+	o.ScalingProfiles = []bench.Profile{
+		{Name: "T1", Namespaces: 3, Workloads: 6, Pods: 12, IntentTargets: 6, Policies: 4},
+		{Name: "T2", Namespaces: 4, Workloads: 10, Pods: 30, IntentTargets: 12, Policies: 10},
+		{Name: "T3", Namespaces: 5, Workloads: 16, Pods: 60, IntentTargets: 20, Policies: 20},
+	}
 	var log bytes.Buffer
 	o.Log = &log
 	res, err := bench.Run(context.Background(), o)
@@ -54,7 +60,8 @@ func TestRun(t *testing.T) {
 		"incremental update: policy event (one policy changed)",
 		"incremental update: intent event (compile + engine)",
 		"peak RSS (VmHWM)",
-		"per-flow cost, profile S to L",
+		"per-flow cost, profile T1 to T3",
+		"per-flow cost, 1 to 100 existing policies",
 		"gRPC ingest from the observer test server",
 		"re-evaluate 1 M stored edges; memory per stored edge",
 	}
@@ -66,6 +73,14 @@ func TestRun(t *testing.T) {
 	}
 	if f := byName["end-to-end file replay (parse, resolve, evaluate, aggregate), 1 core"]; f.Number <= 0 || !strings.Contains(f.Detail, "2000 lines") {
 		t.Errorf("replay figure %+v: want 2000 lines at a positive rate", f)
+	}
+	for _, name := range []string{"per-flow cost, profile T1 to T3", "per-flow cost, 1 to 100 existing policies"} {
+		if f := byName[name]; f.Number <= 0 || f.Status == bench.NotMeasured || !strings.Contains(f.Detail, "1000 lines") {
+			t.Errorf("%s: %+v, want a positive ratio over 1000 lines", name, f)
+		}
+	}
+	if f := byName["per-flow cost, 1 to 100 existing policies"]; !strings.Contains(f.Detail, "with 10 (profile T2)") {
+		t.Errorf("the policy row does not vary the middle profile: %s", f.Detail)
 	}
 	if f := byName["verdict hot path (resolved connection, warm cache), 1 core"]; f.Allocs >= 0.05 {
 		t.Errorf("hot path allocates %.3f times per verdict", f.Allocs)

@@ -139,8 +139,11 @@ func newBenchRunCmd(v *viper.Viper) *cobra.Command {
 		Short: "Measure shadowgate on a generated cluster and print the figures",
 		Long: `run generates a profile in memory and measures: the full compile, an end-to-end replay of a
 flow file on one core, the verdict hot path, the Oracle on the same connections (which must agree),
-incremental pod, policy and intent updates, and peak RSS. With --scaling it also replays profiles
-S and L to compare the cost per flow. Each figure is printed with its target from issue 7.
+incremental pod, policy and intent updates, gRPC ingest from a test server in a child process
+(the CPU counted is shadowgate's), peak RSS, and memory in a child process. With --scaling it also
+replays profiles S, M and L to compare the cost per flow, and profile M with a tenth and ten times
+its policies to compare it against the number of policies. Each figure is printed with its target
+from issue 7.
 
 Figures are CPU time where the platform reports it: on a shared machine wall time measures the
 neighbours too. The load average at start and end is printed with them.
@@ -183,7 +186,7 @@ Exit codes: 0 measured (whatever the figures), 2 bad input, 1 internal error.`,
 	addBenchFlags(cmd, "M")
 	cmd.Flags().StringP("output", "o", "table", "output format: table | json")
 	cmd.Flags().String("flows-file", "", "replay this file (from bench gen, same profile and seed) instead of generating one")
-	cmd.Flags().Bool("scaling", false, "also replay profiles S and L and compare the cost per flow")
+	cmd.Flags().Bool("scaling", false, "also compare the cost per flow from profile S to L, and against the number of policies")
 	cmd.Flags().Int("hot-path-ops", 0, "verdicts the hot-path measurement takes (default 10,000,000)")
 	cmd.Flags().String("memory-profile", "", "profile whose daemon state the memory row measures, in a child process (default L)")
 	cmd.Flags().Int("memory-edges", 0, "distinct edges the memory row stores (default 1,000,000)")
