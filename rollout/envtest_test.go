@@ -272,10 +272,14 @@ func newScenario(t *testing.T) *scenario {
 
 func (sc *scenario) ctx() context.Context { return context.Background() }
 
-// createCluster creates testdata/shop/cluster.yaml in the scenario's namespaces, statuses
-// included (envtest runs no kubelet to set them).
-func (sc *scenario) createCluster() {
-	objs, err := decodeFile(filepath.Join("testdata", "shop", "cluster.yaml"), sc.rename)
+// createCluster creates testdata/shop/cluster.yaml in the scenario's namespaces.
+func (sc *scenario) createCluster() { sc.createFile(filepath.Join("testdata", "shop", "cluster.yaml")) }
+
+// createFile creates the objects of a manifest file in the scenario's namespaces,
+// statuses included (envtest runs no kubelet to set them).
+func (sc *scenario) createFile(path string) {
+	sc.t.Helper()
+	objs, err := decodeFile(path, sc.rename)
 	if err != nil {
 		sc.t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/shadowgate/shadowgate/cmd/shadowgate/cli"
 	"github.com/shadowgate/shadowgate/evaluator/cluster"
 	"github.com/shadowgate/shadowgate/evaluator/compile"
+	"github.com/shadowgate/shadowgate/flows/hubble/hubbletest"
 	"github.com/shadowgate/shadowgate/rollout"
 	"github.com/shadowgate/shadowgate/rollout/api/v1alpha1"
 	"github.com/shadowgate/shadowgate/simulate/soak"
@@ -705,4 +706,47 @@ func TestEnforcedNamespaceFollowsIntentChanges(t *testing.T) {
 		t.Errorf("status.applied.hash still %s after the intents changed", before)
 	}
 	sc.waitEvent("Normal PoliciesApplied: compiled policies changed")
+}
+
+// A node's traffic to a workload's pods on other nodes is judged by their policies for the
+// whole soak: while an existing policy admits the nodes' addresses it is covered, and
+// once that policy is deleted it is uncovered at once, although the same node's traffic
+// to the workload's pod on it (the kubelet's probes, always admitted) keeps the edge it
+// once shared with it covered.
+func TestCrossNodeTrafficStaysJudgedByPolicies(t *testing.T) {
+	sc := newScenario(t)
+	sc.createFile(filepath.Join("testdata", "crossnode", "objects.yaml"))
+	sc.startController()
+	sc.createRollout()
+	sc.covered(t0.Add(time.Minute), 50*time.Minute, 10)
+	fromNode2 := func(label string) hubbletest.Endpoint {
+		return hubbletest.Endpoint{IP: "192.168.0.2", Labels: []string{label}}
+	}
+	cartOnNode2 := sc.endpoint(sc.shop, "cart-7c9d8f6b5-m3n5b", "10.0.1.20")
+	sc.send(append(
+		// Observed at node-2, into its own cart pod: a probe.
+		hubbletest.Series(5, t0.Add(2*time.Minute), 5*time.Minute, hubbletest.FlowSpec{UUID: "probe", Node: "node-2",
+			Source: fromNode2("reserved:host"), Destination: cartOnNode2, DestPort: 8080, TCPFlagsSYN: true}),
+		// Observed at node-1, from node-2: cross-node, admitted by allow-nodes.
+		hubbletest.Series(5, t0.Add(3*time.Minute), 5*time.Minute, hubbletest.FlowSpec{UUID: "cross", Node: "node-1",
+			Source: fromNode2("reserved:remote-node"), Destination: sc.cart(), DestPort: 8080, TCPFlagsSYN: true})...,
+	)...)
+	sc.step(65 * time.Minute)
+	if got := sc.waitPhase(v1alpha1.PhaseReady); got.Status.UncoveredEdges != 0 {
+		t.Fatalf("%d uncovered edges while allow-nodes admits the nodes", got.Status.UncoveredEdges)
+	}
+
+	allow := &networkingv1.NetworkPolicy{}
+	if err := sc.s.admin.Get(sc.ctx(), client.ObjectKey{Namespace: sc.shop, Name: "allow-nodes"}, allow); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.s.admin.Delete(sc.ctx(), allow); err != nil {
+		t.Fatal(err)
+	}
+	sc.eventually("the cross-node edge fails the gate", func() error {
+		if g := sc.get(); g.Status.UncoveredEdges != 1 || g.Status.Phase == v1alpha1.PhaseReady {
+			return fmt.Errorf("phase %s, %d uncovered edges", g.Status.Phase, g.Status.UncoveredEdges)
+		}
+		return nil
+	})
 }
