@@ -501,7 +501,21 @@ func (r *runner) updates() {
 		r.enforced.UpdatePod(&p)
 		podTimes = append(podTimes, sp.stop().Wall)
 	}
-	r.add(updateFigure("incremental update: pod event (add a rollout replica, delete a pod)", podTimes, ""))
+	simPods := r.simulatorEvents(func(cur *cluster.Snapshot, i int) *cluster.Snapshot {
+		next := *cur
+		orig := cur.Pods[rng.IntN(len(cur.Pods))]
+		if i%2 == 1 {
+			next.Pods = slices.DeleteFunc(slices.Clone(cur.Pods), func(p *cluster.Pod) bool { return p == orig })
+		} else {
+			p := *orig
+			p.Name = fmt.Sprintf("%s-sim-rollout-%d", orig.Name, i)
+			p.IPs = append(p.IPs[:0:0], addrAdd(ghostBase, 2<<16+i))
+			next.Pods = append(slices.Clone(cur.Pods), &p)
+		}
+		next.Index()
+		return &next
+	})
+	r.add(updateFigure("incremental update: pod event (add a rollout replica, delete a pod)", podTimes, simPods))
 
 	r.logf("timing %d policy events", r.o.PolicyEvents)
 	var polTimes []time.Duration
@@ -518,7 +532,18 @@ func (r *runner) updates() {
 		r.enforced.UpdatePolicies([]*networkingv1.NetworkPolicy{p}, nil)
 		polTimes = append(polTimes, sp.stop().Wall)
 	}
-	r.add(updateFigure("incremental update: policy event (one policy changed)", polTimes, ""))
+	simPolicies := r.simulatorEvents(func(cur *cluster.Snapshot, i int) *cluster.Snapshot {
+		next := *cur
+		next.NetworkPolicies = slices.Clone(cur.NetworkPolicies)
+		k := rng.IntN(len(next.NetworkPolicies))
+		p := next.NetworkPolicies[k].DeepCopy()
+		p.Spec.Ingress = append(p.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{{
+			PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": fmt.Sprintf("new-sim-caller-%d", i)}},
+		}}})
+		next.NetworkPolicies[k] = p
+		return &next
+	})
+	r.add(updateFigure("incremental update: policy event (one policy changed)", polTimes, simPolicies))
 
 	r.logf("timing %d intent events", r.o.IntentEvents)
 	// The compiler keeps what an event needs (indexes, each ClientIntents' contribution,
@@ -572,6 +597,36 @@ func (r *runner) updates() {
 		fmt.Sprintf("incremental compile median %s, p99 %s; engine update median %s, p99 %s; %.1f policies changed per event; building the compiler (a full compile, once) took %s",
 			dur(percentile(compileTimes, 50)), dur(percentile(compileTimes, 99)), dur(percentile(engineTimes, 50)), dur(percentile(engineTimes, 99)),
 			float64(changed)/float64(max(len(intentTimes), 1)), dur(built))))
+}
+
+// simulatorEvents times the same kind of event through a Simulator (Simulator.Update:
+// the compiled policies brought up to date, then both engines), as the live daemon and
+// the controller apply it, for simEvents events that next makes from the snapshot
+// before. It returns the figure's detail, or why it could not be measured.
+func (r *runner) simulatorEvents(next func(cur *cluster.Snapshot, i int) *cluster.Snapshot) string {
+	const simEvents = 6
+	opts := r.simulateOptions()
+	sim, err := simulate.New(r.snap, opts)
+	if err != nil {
+		return fmt.Sprintf("through a Simulator: %v", err)
+	}
+	// The first update builds the Simulator's compiler, a full compile, as at start-up.
+	if err := sim.Update(r.snap, opts); err != nil {
+		return fmt.Sprintf("through a Simulator: %v", err)
+	}
+	var ts []time.Duration
+	cur := r.snap
+	for i := range simEvents {
+		n := next(cur, i)
+		sp := startSpan(r.o.Clock, false)
+		if err := sim.Update(n, opts); err != nil {
+			return fmt.Sprintf("through a Simulator: event %d: %v", i, err)
+		}
+		ts = append(ts, sp.stop().Wall)
+		cur = n
+	}
+	return fmt.Sprintf("the engines only; through a Simulator (Simulator.Update: its compiled policies brought up to date, then both engines, as the daemon and the controller apply an event) median %s, max %s over %d events",
+		dur(percentile(ts, 50)), dur(slices.Max(ts)), len(ts))
 }
 
 func updateFigure(name string, ts []time.Duration, extra string) Figure {
