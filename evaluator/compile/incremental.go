@@ -33,9 +33,10 @@ import (
 //     renamed;
 //   - warnings are counted by how many parts raise them, since a set cannot forget.
 //
-// Anything other than ClientIntents (pods, workloads, Services, existing policies) can
-// move identities and selectors under every part: Update recompiles then, and still
-// reports only the policies that changed.
+// The cluster's own NetworkPolicies are read only by the external check of their
+// namespace: Update redoes those namespaces' external allowances. Anything else (pods,
+// workloads, Services, namespaces) can move identities and selectors under every part:
+// Update recompiles then, and still reports only the policies that changed.
 //
 // A Compiler is not safe for concurrent use. Policies it has returned are never modified
 // afterwards: a renamed policy is a new object.
@@ -248,9 +249,65 @@ func (k *Compiler) Update(next *cluster.Snapshot) (*Delta, error) {
 	}
 	next = withSortedIntents(next)
 	if !sameCluster(k.s, next) {
+		if changed, ok := policiesOnly(k.s, next); ok {
+			return k.updatePolicies(next, changed)
+		}
 		return k.recompile(next)
 	}
 	return k.UpdateIntents(next, ChangedIntents(k.s, next))
+}
+
+// policiesOnly reports whether a and b differ, apart from ClientIntents, in their
+// NetworkPolicies alone, and lists the namespaces whose policies differ, sorted.
+func policiesOnly(a, b *cluster.Snapshot) ([]string, bool) {
+	same := slices.EqualFunc(a.Pods, b.Pods, (*cluster.Pod).Same) &&
+		equalSlices(a.Services, b.Services) &&
+		equalSlices(a.Ingresses, b.Ingresses) &&
+		reflect.DeepEqual(a.Workloads, b.Workloads) &&
+		reflect.DeepEqual(a.Namespaces, b.Namespaces)
+	if !same {
+		return nil, false
+	}
+	before, after := policiesByNamespace(a.NetworkPolicies), policiesByNamespace(b.NetworkPolicies)
+	var changed []string
+	for ns, ps := range after {
+		if !equalSlices(before[ns], ps) {
+			changed = append(changed, ns)
+		}
+	}
+	for ns := range before {
+		if _, ok := after[ns]; !ok {
+			changed = append(changed, ns)
+		}
+	}
+	sort.Strings(changed)
+	return changed, true
+}
+
+func policiesByNamespace(ps []*networkingv1.NetworkPolicy) map[string][]*networkingv1.NetworkPolicy {
+	out := map[string][]*networkingv1.NetworkPolicy{}
+	for _, p := range ps {
+		out[p.Namespace] = append(out[p.Namespace], p)
+	}
+	return out
+}
+
+// updatePolicies moves the compilation to next, which differs from Snapshot in the
+// cluster's own NetworkPolicies of the namespaces changed (and perhaps in ClientIntents).
+// The compilation reads the cluster's policies in one place: whether an exposed Service
+// is blocked from outside (ExternalOnlyIfBlocked), which asks the policies of the
+// Service's namespace only. So only those namespaces' external allowances are redone.
+func (k *Compiler) updatePolicies(next *cluster.Snapshot, changed []string) (*Delta, error) {
+	if len(k.o.Namespaces) == 0 && !slices.Equal(TargetedNamespaces(next), k.ns) {
+		return k.recompile(next)
+	}
+	keys := ChangedIntents(k.s, next)
+	k.s = next
+	k.c.s = next
+	k.c.ix.s = next
+	k.snapshotPolicies = policiesByNamespace(next.NetworkPolicies)
+	k.apply(keys, changed)
+	return k.delta(), nil
 }
 
 // withSortedIntents returns s, or a copy of it with its ClientIntents sorted by key when
