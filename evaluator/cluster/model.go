@@ -129,6 +129,9 @@ func ComparePodKeys(a, b *Pod) int {
 // that next does not hold. Lists sorted by key, as snapshots keep them, are merged in
 // one pass; others are diffed through a map.
 func DiffPods(prev, next []*Pod, changed, gone func(*Pod)) {
+	if len(prev) == len(next) && (len(prev) == 0 || &prev[0] == &next[0]) {
+		return // one list: a snapshot that shares its pods with the last
+	}
 	if !slices.IsSortedFunc(prev, ComparePodKeys) || !slices.IsSortedFunc(next, ComparePodKeys) {
 		diffPodsByMap(prev, next, changed, gone)
 		return

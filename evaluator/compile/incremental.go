@@ -247,7 +247,9 @@ func (k *Compiler) Update(next *cluster.Snapshot) (*Delta, error) {
 	if next == nil {
 		return nil, errors.New("compile: nil snapshot")
 	}
-	next = withSortedIntents(next)
+	if !sameSlice(next.Intents, k.s.Intents) {
+		next = withSortedIntents(next)
+	}
 	if !sameCluster(k.s, next) {
 		if changed, ok := policiesOnly(k.s, next); ok {
 			return k.updatePolicies(next, changed)
@@ -255,6 +257,12 @@ func (k *Compiler) Update(next *cluster.Snapshot) (*Delta, error) {
 		return k.recompile(next)
 	}
 	return k.UpdateIntents(next, ChangedIntents(k.s, next))
+}
+
+// sameSlice reports whether a and b are one slice: what snapshots that share their
+// objects with the last hand over for what did not change.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // policiesOnly reports whether a and b differ, apart from ClientIntents, in their
@@ -326,6 +334,9 @@ func withSortedIntents(s *cluster.Snapshot) *cluster.Snapshot {
 // ChangedIntents lists, sorted, the keys of the ClientIntents that differ between prev
 // and next: added, removed or changed.
 func ChangedIntents(prev, next *cluster.Snapshot) []string {
+	if sameSlice(prev.Intents, next.Intents) {
+		return nil
+	}
 	a, b := intentsByKey(prev.Intents), intentsByKey(next.Intents)
 	var out []string
 	for key, x := range a {
