@@ -3,6 +3,7 @@ package compile
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -259,6 +260,74 @@ func (k *Compiler) Update(next *cluster.Snapshot) (*Delta, error) {
 	return k.UpdateIntents(next, ChangedIntents(k.s, next))
 }
 
+// samePods reports whether the compilation reads the same from two pod lists. It reads
+// pods only through the index, and there only as a set per namespace of what
+// compileView compares: the selectors of an identity (its pods' controller selectors or
+// labels), the identities a Service or a selector picks (labels, identity), the named
+// ports a rule resolves on a pod, host networking, the address family of the external
+// probe, and, for a pod of no workload, its name (warnings name it). Every use is "any
+// pod" or "the distinct values": so two lists whose namespaces hold the same distinct
+// views compile alike, whatever pods come, go, or change otherwise (a rollout's new
+// replica, a pod rescheduled, new addresses). TestCompilerRandomPodEvents holds Update
+// to Compile on that.
+func samePods(a, b []*cluster.Pod) bool {
+	if sameSlice(a, b) {
+		return true
+	}
+	// The lookups below search lists sorted by key, as snapshots keep them.
+	if !slices.IsSortedFunc(a, cluster.ComparePodKeys) || !slices.IsSortedFunc(b, cluster.ComparePodKeys) {
+		return false
+	}
+	same := true
+	// Only the pods that differ can move the set: a view leaves it when its last pod goes,
+	// and joins it when its first pod comes.
+	cluster.DiffPods(a, b, func(p *cluster.Pod) {
+		if same && !hasView(a, p) {
+			same = false
+		}
+		if same {
+			if old := podNamed(a, p.Namespace, p.Name); old != nil && !hasView(b, old) {
+				same = false
+			}
+		}
+	}, func(p *cluster.Pod) {
+		if same && !hasView(b, p) {
+			same = false
+		}
+	})
+	return same
+}
+
+// hasView reports whether pods (sorted by key) hold a pod of p's namespace with p's view.
+func hasView(pods []*cluster.Pod, p *cluster.Pod) bool {
+	// A namespace's pods are contiguous in key order, from the key "namespace/" on.
+	i, _ := slices.BinarySearchFunc(pods, &cluster.Pod{Namespace: p.Namespace}, cluster.ComparePodKeys)
+	for ; i < len(pods) && pods[i].Namespace == p.Namespace; i++ {
+		if sameView(pods[i], p) {
+			return true
+		}
+	}
+	return false
+}
+
+func podNamed(pods []*cluster.Pod, namespace, name string) *cluster.Pod {
+	key := &cluster.Pod{Namespace: namespace, Name: name}
+	if i, ok := slices.BinarySearchFunc(pods, key, cluster.ComparePodKeys); ok {
+		return pods[i]
+	}
+	return nil
+}
+
+// sameView compares what the compilation reads of a pod (see samePods).
+func sameView(a, b *cluster.Pod) bool {
+	if a.Workload.IsZero() && a.Name != b.Name {
+		return false
+	}
+	return a.Namespace == b.Namespace && a.Workload == b.Workload && a.HostNetwork == b.HostNetwork &&
+		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.Ports, b.Ports) && onlyIPv6(a) == onlyIPv6(b) &&
+		reflect.DeepEqual(a.Selector, b.Selector)
+}
+
 // sameSlice reports whether a and b are one slice: what snapshots that share their
 // objects with the last hand over for what did not change.
 func sameSlice[T any](a, b []T) bool {
@@ -266,9 +335,10 @@ func sameSlice[T any](a, b []T) bool {
 }
 
 // policiesOnly reports whether a and b differ, apart from ClientIntents, in their
-// NetworkPolicies alone, and lists the namespaces whose policies differ, sorted.
+// NetworkPolicies alone (and in pods the compilation cannot tell apart, see samePods),
+// and lists the namespaces whose policies differ, sorted.
 func policiesOnly(a, b *cluster.Snapshot) ([]string, bool) {
-	same := slices.EqualFunc(a.Pods, b.Pods, (*cluster.Pod).Same) &&
+	same := samePods(a.Pods, b.Pods) &&
 		equalSlices(a.Services, b.Services) &&
 		equalSlices(a.Ingresses, b.Ingresses) &&
 		reflect.DeepEqual(a.Workloads, b.Workloads) &&

@@ -3,11 +3,14 @@ package compile
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -375,22 +378,28 @@ func TestCompilerRandomPolicyEvents(t *testing.T) {
 						if next == nil {
 							next, what = randomPolicyEvent(rng, cur, i)
 						}
-						if _, err := k.Update(next); err != nil {
-							t.Fatalf("event %d (%s): %v", i, what, err)
-						}
-						want, err := Compile(next, o)
-						if err != nil {
-							t.Fatal(err)
-						}
-						assertResult(t, want, k)
-						if t.Failed() {
-							t.Fatalf("event %d (%s)", i, what)
-						}
+						updateAndCompare(t, k, next, o, fmt.Sprintf("event %d (%s)", i, what))
 						cur = next
 					}
 				})
 			}
 		}
+	}
+}
+
+// updateAndCompare moves k to next with Update and requires the result of Compile.
+func updateAndCompare(t *testing.T, k *Compiler, next *cluster.Snapshot, o Options, what string) {
+	t.Helper()
+	if _, err := k.Update(next); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	want, err := Compile(next, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertResult(t, want, k)
+	if t.Failed() {
+		t.Fatal(what)
 	}
 }
 
@@ -442,4 +451,152 @@ func randomPolicyEvent(rng *rand.Rand, s *cluster.Snapshot, i int) (*cluster.Sna
 	}
 	next.NetworkPolicies = append(next.NetworkPolicies, p)
 	return &next, "add policy " + ns + "/" + p.Name
+}
+
+// TestCompilerRandomPodEvents applies random sequences of pod events through Update: a
+// rollout's new replica, a pod rescheduled with new addresses (both invisible to the
+// compilation, which Update must see and skip), a pod deleted, relabelled, given other
+// ports, the host network or only an IPv6 address, and a pod of no workload; after each
+// one the result must be byte-identical to Compile, and the invisible ones must not
+// have recompiled.
+func TestCompilerRandomPodEvents(t *testing.T) {
+	events, seeds := 24, uint64(2)
+	if testing.Short() || raceEnabled {
+		events, seeds = 8, 1
+	}
+	for _, fixture := range []string{"testdata/shop", "testdata/broken"} {
+		s, err := cluster.Load(fixture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two worlds for the external check. In one every namespace admits IPv4 from
+		// anywhere, so whether a pod has only IPv6 addresses decides whether its Services
+		// are blocked from outside; in the other every namespace denies all ingress, so
+		// whether a pod declares the Service's named port does.
+		worlds := map[string]*cluster.Snapshot{}
+		for _, kind := range []string{"ipv4-world", "deny-all"} {
+			w := *s
+			w.NetworkPolicies = slices.Clone(s.NetworkPolicies)
+			for ns := range s.Namespaces {
+				p := &networkingv1.NetworkPolicy{}
+				p.Namespace, p.Name = ns, kind
+				p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+				if kind == "ipv4-world" {
+					p.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}}}
+				}
+				w.NetworkPolicies = append(w.NetworkPolicies, p)
+			}
+			worlds[kind] = &w
+		}
+		for name, o := range incrementalOptions() {
+			for kind, world := range worlds {
+				for seed := range seeds {
+					t.Run(fmt.Sprintf("%s/%s/%s/seed=%d", fixture, kind, name, seed), func(t *testing.T) {
+						s := world
+						rng := rand.New(rand.NewPCG(seed, 13))
+						k, err := NewCompiler(s, o)
+						if err != nil {
+							t.Fatal(err)
+						}
+						cur := s
+						for i := range events {
+							next, what, invisible := randomPodEvent(rng, cur, i)
+							before := k.c
+							updateAndCompare(t, k, next, o, fmt.Sprintf("event %d (%s)", i, what))
+							if invisible && k.c != before {
+								t.Fatalf("event %d (%s): recompiled for a change the compilation cannot see", i, what)
+							}
+							cur = next
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// addrLike is a new address of the family pod p has (the external check probes an
+// IPv6-only pod from an IPv6 address).
+func addrLike(p *cluster.Pod, net byte, i int) netip.Addr {
+	if onlyIPv6(p) {
+		return netip.MustParseAddr(fmt.Sprintf("fd%02x::%x", net, i+1))
+	}
+	return netip.AddrFrom4([4]byte{10, net, byte(i >> 8), byte(i)})
+}
+
+// randomPodEvent returns s with one pod event applied, and whether the compilation can
+// see it.
+func randomPodEvent(rng *rand.Rand, s *cluster.Snapshot, i int) (*cluster.Snapshot, string, bool) {
+	next := *s
+	next.Pods = slices.Clone(s.Pods)
+	j := rng.IntN(len(next.Pods))
+	orig := next.Pods[j]
+	p := *orig
+	what, invisible := "", false
+	switch rng.IntN(8) {
+	case 0:
+		p.Name = fmt.Sprintf("%s-replica-%d", orig.Name, i)
+		p.IPs = []netip.Addr{addrLike(orig, 250, i)}
+		next.Pods = append(next.Pods, &p)
+		what, invisible = "new replica of "+orig.Key(), !orig.Workload.IsZero()
+	case 1:
+		p.NodeName, p.HostIP = "node-elsewhere", netip.MustParseAddr("192.168.99.1")
+		p.IPs = []netip.Addr{addrLike(orig, 251, i)}
+		next.Pods[j] = &p
+		what, invisible = "rescheduled "+orig.Key(), true
+	case 2:
+		next.Pods = slices.Delete(next.Pods, j, j+1)
+		what = "deleted " + orig.Key()
+	case 3:
+		// Half the time a pod whose labels are its selector (no controller's), where a
+		// label is the identity's selector.
+		if bare := slices.IndexFunc(next.Pods, func(q *cluster.Pod) bool { return q.Selector == nil }); bare >= 0 && rng.IntN(2) == 0 {
+			j, orig = bare, next.Pods[bare]
+			p = *orig
+		}
+		p.Labels = maps.Clone(orig.Labels)
+		if p.Labels == nil {
+			p.Labels = map[string]string{}
+		}
+		if rng.IntN(2) == 0 {
+			p.Labels["canary"] = fmt.Sprint(i % 2)
+		} else {
+			p.Labels["app"] = fmt.Sprintf("relabelled-%d", i%3) // out of its Services, into others' strays
+		}
+		next.Pods[j] = &p
+		what = "relabelled " + orig.Key()
+	case 4:
+		switch {
+		case len(orig.Ports) > 0 && rng.IntN(2) == 0:
+			p.Ports = nil // named ports no longer resolve on it
+			what = "ports removed from " + orig.Key()
+		case orig.Selector != nil && rng.IntN(2) == 0:
+			sel := orig.Selector.DeepCopy()
+			if sel.MatchLabels == nil {
+				sel.MatchLabels = map[string]string{}
+			}
+			sel.MatchLabels["rollout"] = fmt.Sprint(i)
+			p.Selector = sel
+			what = "controller selector changed on " + orig.Key()
+		default:
+			p.Ports = append(slices.Clone(orig.Ports), cluster.ContainerPort{Name: fmt.Sprintf("p%d", i), Port: int32(9000 + i), Protocol: corev1.ProtocolTCP})
+			what = "new port on " + orig.Key()
+		}
+		next.Pods[j] = &p
+	case 5:
+		p.HostNetwork = !orig.HostNetwork
+		next.Pods[j] = &p
+		what = "host network flipped on " + orig.Key()
+	case 6:
+		p.IPs = []netip.Addr{netip.MustParseAddr(fmt.Sprintf("fd00::%x", i+1))}
+		next.Pods[j] = &p
+		what = "IPv6 only: " + orig.Key()
+	default:
+		p.Name, p.Workload, p.Selector = fmt.Sprintf("bare-%d", i), cluster.WorkloadID{}, nil
+		p.IPs = []netip.Addr{netip.AddrFrom4([4]byte{10, 252, byte(i >> 8), byte(i)})}
+		next.Pods = append(next.Pods, &p)
+		what = "bare pod beside " + orig.Key()
+	}
+	next.Index()
+	return &next, what, invisible
 }
