@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -225,6 +226,69 @@ func newResolver(s *cluster.Snapshot) *resolver {
 		}
 	}
 	return r
+}
+
+// moved returns the resolver of next, which differs from r's snapshot in the pods
+// changed (new or changed) and gone, as newResolver(next) would build it: the name and
+// workload indexes are patched for those pods instead of rebuilt (r's are taken over),
+// and the memos, which hold pods and their Refs, start empty. TestResolverMoved holds it
+// to newResolver.
+func (r *resolver) moved(next *cluster.Snapshot, changed, gone []*cluster.Pod) *resolver {
+	n := &resolver{
+		snap: next, pods: r.pods, ghosts: map[string]*cluster.Pod{}, byWorkload: r.byWorkload,
+		memo: podMemo{maxKeys: 4*len(next.Pods) + 4096, byPod: map[*cluster.Pod]uint32{}},
+	}
+	affected := map[cluster.WorkloadID]bool{}
+	touch := func(p *cluster.Pod) {
+		affected[p.Workload] = true
+		affected[cluster.WorkloadID{Namespace: p.Workload.Namespace, Name: p.Workload.Name}] = true
+	}
+	for _, p := range gone {
+		delete(n.pods, podKey{p.Namespace, p.Name})
+		touch(p)
+	}
+	for _, p := range changed {
+		k := podKey{p.Namespace, p.Name}
+		if old := n.pods[k]; old != nil {
+			touch(old)
+		}
+		n.pods[k] = p
+		touch(p)
+	}
+	for w := range affected {
+		if rep := representative(next, w); rep != nil {
+			n.byWorkload[w] = rep
+		} else {
+			delete(n.byWorkload, w)
+		}
+	}
+	return n
+}
+
+// representative is newResolver's byWorkload entry for w: the first pod in snapshot
+// order, not on the host network, of workload w or, for w without a kind, of any
+// workload of w's namespace and name.
+func representative(s *cluster.Snapshot, w cluster.WorkloadID) *cluster.Pod {
+	// A workload's pods are in its namespace (Build derives identities within it), whose
+	// pods are contiguous in key order; pods of no identity are looked for everywhere.
+	pods := s.Pods
+	if w.Namespace != "" {
+		i, _ := slices.BinarySearchFunc(pods, &cluster.Pod{Namespace: w.Namespace}, cluster.ComparePodKeys)
+		j := i
+		for j < len(pods) && pods[j].Namespace == w.Namespace {
+			j++
+		}
+		pods = pods[i:j]
+	}
+	for _, p := range pods {
+		if p.HostNetwork || p.Workload.Namespace != w.Namespace || p.Workload.Name != w.Name {
+			continue
+		}
+		if w.Kind == "" || p.Workload.Kind == w.Kind {
+			return p
+		}
+	}
+	return nil
 }
 
 // resolve returns the endpoint, or ok=false when nothing identifies it.

@@ -144,16 +144,17 @@ func (s *Simulator) update(next *cluster.Snapshot, opts Options) (impact, error)
 	}
 	prev := s.snap
 
-	podsChanged := false
+	var changedPods, gonePods []*cluster.Pod
 	cluster.DiffPods(prev.Pods, next.Pods, func(p *cluster.Pod) {
-		podsChanged = true
+		changedPods = append(changedPods, p)
 		cur.UpdatePod(p)
 		enf.UpdatePod(p)
 	}, func(p *cluster.Pod) {
-		podsChanged = true
+		gonePods = append(gonePods, p)
 		cur.DeletePod(p.Namespace, p.Name)
 		enf.DeletePod(p.Namespace, p.Name)
 	})
+	podsChanged := len(changedPods) > 0 || len(gonePods) > 0
 
 	nsChanged := false
 	for name, ns := range next.Namespaces {
@@ -198,7 +199,7 @@ func (s *Simulator) update(next *cluster.Snapshot, opts Options) (impact, error)
 	}
 	s.snap = next
 	if podsChanged {
-		s.res = newResolver(next)
+		s.res = s.res.moved(next, changedPods, gonePods)
 	}
 	if d == nil {
 		d = &compile.Delta{}
