@@ -135,7 +135,7 @@ func fmtPtr(p any) string { return fmt.Sprintf("%p", p) }
 // moves each namespace's judge to the new snapshot (Simulator.UpdateStore),
 // judge=rebuild builds it anew, as the controller did before (compile and two engines
 // per namespace). Every stored edge is re-judged either way (pods changed). The new
-// snapshot shares the unchanged pods with the old one (cluster.Snapshot.ReusePods), as
+// snapshot shares the unchanged objects with the old one (Snapshot.ReuseUnchanged), as
 // the Snapshotter's are. ns/op is per event (wall time), the model's rebuild from the
 // objects not included.
 func BenchmarkRefreshPodEvent(b *testing.B) {
@@ -173,7 +173,7 @@ func BenchmarkRefreshPodEvent(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				ns.ReusePods(cur.snap.Snapshot) // as the Snapshotter does
+				ns.ReuseUnchanged(cur.snap.Snapshot) // as the Snapshotter does
 				rev++
 				cur = newModel(&Snapshot{Snapshot: ns, Rev: rev}, cfg)
 				if mode == "rebuild" {

@@ -216,8 +216,8 @@ func (s *Snapshotter) rebuild(ctx context.Context) error {
 	s.mu.Lock()
 	if s.cur != nil {
 		// Every governed namespace's judge diffs the new snapshot against the old one:
-		// the pods that did not change are then the same objects, compared by address.
-		snap.ReusePods(s.cur.Snapshot)
+		// the objects that did not change are then the same, compared by address.
+		snap.ReuseUnchanged(s.cur.Snapshot)
 	}
 	s.rev++
 	next := &Snapshot{Snapshot: snap, Rev: s.rev, Built: s.clock.Now(), Excluded: excluded, IntentsVersion: intentsVersion}

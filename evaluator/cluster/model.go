@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -323,6 +324,80 @@ func (s *Snapshot) ReusePods(prev *Snapshot) int {
 		}
 	}
 	return n
+}
+
+// ReuseUnchanged is ReusePods for every collection: each pod, namespace, workload,
+// Service, Ingress, NetworkPolicy and ClientIntents of s equal to prev's of the same
+// name is replaced by prev's, and a collection that came out all prev's objects, in
+// prev's order, by prev's collection itself, so that comparing the two snapshots later
+// (once per governed namespace in the controller) is a pointer comparison for it. It
+// returns how many objects it replaced. Snapshots are not modified once built, so they
+// may share objects and collections.
+func (s *Snapshot) ReuseUnchanged(prev *Snapshot) int {
+	if prev == nil || prev == s {
+		return 0
+	}
+	n := s.ReusePods(prev)
+	if sameElems(s.Pods, prev.Pods) {
+		s.Pods = prev.Pods // the same pods in the same order: the indexes stand
+	}
+	var k int
+	s.Namespaces, k = reuseMap(s.Namespaces, prev.Namespaces)
+	n += k
+	s.Workloads, k = reuseMap(s.Workloads, prev.Workloads)
+	n += k
+	s.Services, k = reuseSlice(s.Services, prev.Services, func(v *Service) string { return v.Namespace + "/" + v.Name })
+	n += k
+	s.Ingresses, k = reuseSlice(s.Ingresses, prev.Ingresses, func(v *Ingress) string { return v.Namespace + "/" + v.Name })
+	n += k
+	s.NetworkPolicies, k = reuseSlice(s.NetworkPolicies, prev.NetworkPolicies, func(v *networkingv1.NetworkPolicy) string { return v.Namespace + "/" + v.Name })
+	n += k
+	s.Intents, k = reuseSlice(s.Intents, prev.Intents, func(v *intents.ClientIntents) string { return v.Key() })
+	return n + k
+}
+
+func sameElems[T any](a, b []*T) bool {
+	return len(a) == len(b) && slices.Equal(a, b)
+}
+
+// reuseSlice replaces the objects of cur equal to prev's of the same key with prev's,
+// and returns prev itself when every object is prev's, in prev's order.
+func reuseSlice[T any](cur, prev []*T, key func(*T) string) ([]*T, int) {
+	byKey := make(map[string]*T, len(prev))
+	for _, p := range prev {
+		byKey[key(p)] = p
+	}
+	n := 0
+	for i, c := range cur {
+		if p, ok := byKey[key(c)]; ok && p != c && reflect.DeepEqual(p, c) {
+			cur[i] = p
+			n++
+		}
+	}
+	if sameElems(cur, prev) {
+		return prev, n
+	}
+	return cur, n
+}
+
+// reuseMap is reuseSlice for a map.
+func reuseMap[K comparable, V any](cur, prev map[K]*V) (map[K]*V, int) {
+	n, all := 0, len(cur) == len(prev)
+	for k, c := range cur {
+		p, ok := prev[k]
+		if ok && p != c && reflect.DeepEqual(p, c) {
+			cur[k] = p
+			c = p
+			n++
+		}
+		if c != p {
+			all = false
+		}
+	}
+	if all {
+		return prev, n
+	}
+	return cur, n
 }
 
 // Pod returns the pod namespace/name.

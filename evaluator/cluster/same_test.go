@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -100,14 +101,7 @@ func TestPodSameComparesEveryField(t *testing.T) {
 // previous snapshot's pods for every other pod, finds them by name and by address, and
 // is the same snapshot by value as before the reuse.
 func TestReusePods(t *testing.T) {
-	o, err := LoadObjects("testdata/good")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prev, err := Build(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, prev := goodSnapshot(t)
 	if len(prev.Pods) < 3 {
 		t.Fatalf("the fixture has %d pods: want at least 3", len(prev.Pods))
 	}
@@ -212,4 +206,67 @@ func TestDiffPods(t *testing.T) {
 			t.Fatalf("round %d: gone (-map +merge):\n%s", round, diff)
 		}
 	}
+}
+
+// TestReuseUnchanged: rebuilt from the same objects, one pod and one NetworkPolicy
+// changed, a snapshot takes the previous one's objects for everything else, and its
+// previous collections whole where nothing in them changed; by value it is the fresh
+// build.
+func TestReuseUnchanged(t *testing.T) {
+	o, prev := goodSnapshot(t)
+	if len(o.NetworkPolicies) < 2 || len(prev.Services) == 0 || len(prev.Intents) == 0 || len(prev.Workloads) == 0 {
+		t.Fatalf("the fixture lacks policies, Services, intents or workloads")
+	}
+	next := *o
+	changedPod := o.Pods[0].DeepCopy()
+	changedPod.Labels = map[string]string{"relabelled": "yes"}
+	next.Pods = append([]*corev1.Pod{changedPod}, o.Pods[1:]...)
+	changedPolicy := o.NetworkPolicies[0].DeepCopy()
+	changedPolicy.Labels = map[string]string{"changed": "yes"}
+	next.NetworkPolicies = append([]*networkingv1.NetworkPolicy{changedPolicy}, o.NetworkPolicies[1:]...)
+	s, err := Build(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Build(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.ReuseUnchanged(prev); n == 0 {
+		t.Fatal("reused nothing")
+	}
+	same := func(a, b any) bool { return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() }
+	for name, ok := range map[string]bool{
+		"namespaces": same(s.Namespaces, prev.Namespaces), "workloads": same(s.Workloads, prev.Workloads),
+		"services": same(s.Services, prev.Services), "intents": same(s.Intents, prev.Intents),
+	} {
+		if !ok {
+			t.Errorf("%s: unchanged, but not the previous snapshot's collection", name)
+		}
+	}
+	if same(s.Pods, prev.Pods) || same(s.NetworkPolicies, prev.NetworkPolicies) {
+		t.Error("a collection with a change is the previous snapshot's")
+	}
+	for i, p := range s.NetworkPolicies {
+		if shared := slices.Contains(prev.NetworkPolicies, p); shared == (p.Name == changedPolicy.Name && p.Namespace == changedPolicy.Namespace) {
+			t.Errorf("policy %d %s/%s: shared %v", i, p.Namespace, p.Name, shared)
+		}
+	}
+	if diff := cmp.Diff(want, s, cmpopts.IgnoreUnexported(Snapshot{}), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
+		t.Errorf("after the reuse (-fresh build +reused):\n%s", diff)
+	}
+}
+
+// goodSnapshot loads testdata/good's objects and builds them.
+func goodSnapshot(t *testing.T) (*Objects, *Snapshot) {
+	t.Helper()
+	o, err := LoadObjects("testdata/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Build(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, s
 }
