@@ -174,17 +174,19 @@ func (s *Simulator) update(next *cluster.Snapshot, opts Options) (impact, error)
 
 	// The cluster's own policies: both engines hold them, the enforced one under the
 	// compiled ones of the same name (Merge).
-	oldPolicies, newPolicies := policiesByRef(prev.NetworkPolicies), policiesByRef(next.NetworkPolicies)
 	var upsert []*networkingv1.NetworkPolicy
 	var remove []evaluator.PolicyRef
-	for ref, p := range newPolicies {
-		if old, ok := oldPolicies[ref]; !ok || (old != p && !reflect.DeepEqual(old, p)) {
-			upsert = append(upsert, p)
+	if !slices.Equal(prev.NetworkPolicies, next.NetworkPolicies) {
+		oldPolicies, newPolicies := policiesByRef(prev.NetworkPolicies), policiesByRef(next.NetworkPolicies)
+		for ref, p := range newPolicies {
+			if old, ok := oldPolicies[ref]; !ok || (old != p && !reflect.DeepEqual(old, p)) {
+				upsert = append(upsert, p)
+			}
 		}
-	}
-	for ref := range oldPolicies {
-		if _, ok := newPolicies[ref]; !ok {
-			remove = append(remove, ref)
+		for ref := range oldPolicies {
+			if _, ok := newPolicies[ref]; !ok {
+				remove = append(remove, ref)
+			}
 		}
 	}
 	changed := append([]evaluator.PolicyRef(nil), remove...)

@@ -128,14 +128,14 @@ func ComparePodKeys(a, b *Pod) int {
 // DiffPods compares two pod lists by namespace/name: changed is called with each pod of
 // next that prev holds no Same pod for (new or changed), gone with each pod of prev
 // that next does not hold. Lists sorted by key, as snapshots keep them, are merged in
-// one pass; others are diffed through a map.
-func DiffPods(prev, next []*Pod, changed, gone func(*Pod)) {
+// one pass; others are diffed through a map. It reports whether both were sorted.
+func DiffPods(prev, next []*Pod, changed, gone func(*Pod)) (sorted bool) {
 	if len(prev) == len(next) && (len(prev) == 0 || &prev[0] == &next[0]) {
-		return // one list: a snapshot that shares its pods with the last
+		return slices.IsSortedFunc(prev, ComparePodKeys) // one list: nothing changed
 	}
 	if !slices.IsSortedFunc(prev, ComparePodKeys) || !slices.IsSortedFunc(next, ComparePodKeys) {
 		diffPodsByMap(prev, next, changed, gone)
-		return
+		return false
 	}
 	i, j := 0, 0
 	for i < len(prev) && j < len(next) {
@@ -160,6 +160,7 @@ func DiffPods(prev, next []*Pod, changed, gone func(*Pod)) {
 	for ; j < len(next); j++ {
 		changed(next[j])
 	}
+	return true
 }
 
 func diffPodsByMap(prev, next []*Pod, changed, gone func(*Pod)) {

@@ -274,14 +274,12 @@ func samePods(a, b []*cluster.Pod) bool {
 	if sameSlice(a, b) {
 		return true
 	}
-	// The lookups below search lists sorted by key, as snapshots keep them.
-	if !slices.IsSortedFunc(a, cluster.ComparePodKeys) || !slices.IsSortedFunc(b, cluster.ComparePodKeys) {
-		return false
-	}
 	same := true
 	// Only the pods that differ can move the set: a view leaves it when its last pod goes,
 	// and joins it when its first pod comes.
-	cluster.DiffPods(a, b, func(p *cluster.Pod) {
+	// The lookups search lists sorted by key, as snapshots keep them; DiffPods says
+	// whether they are.
+	sorted := cluster.DiffPods(a, b, func(p *cluster.Pod) {
 		if same && !hasView(a, p) {
 			same = false
 		}
@@ -295,7 +293,7 @@ func samePods(a, b []*cluster.Pod) bool {
 			same = false
 		}
 	})
-	return same
+	return same && sorted
 }
 
 // hasView reports whether pods (sorted by key) hold a pod of p's namespace with p's view.
@@ -345,6 +343,9 @@ func policiesOnly(a, b *cluster.Snapshot) ([]string, bool) {
 		reflect.DeepEqual(a.Namespaces, b.Namespaces)
 	if !same {
 		return nil, false
+	}
+	if slices.Equal(a.NetworkPolicies, b.NetworkPolicies) {
+		return nil, true
 	}
 	before, after := policiesByNamespace(a.NetworkPolicies), policiesByNamespace(b.NetworkPolicies)
 	var changed []string
