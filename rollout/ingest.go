@@ -317,15 +317,7 @@ func (in *Ingest) flow(f *flows.Flow) {
 		if j.Outcome == simulate.Skipped {
 			continue
 		}
-		key := soak.EdgeKey{Source: m.cfg.peerOf(j.Conn.Src), Destination: m.cfg.peerOf(j.Conn.Dst),
-			Protocol: string(j.Conn.Protocol), Port: j.Conn.Port}
-		if j.CrossNode() {
-			key.Source.Kind = soak.KindCrossNode
-		}
-		if f.WorkloadLevel {
-			key.Protocol, key.Port = "", 0
-		}
-		e.store.Observe(key, f.Time, soak.Verdict{Namespace: ns, Uncovered: j.WouldDrop, Reason: j.Reason})
+		e.store.Observe(sim.EdgeKey(&j), f.Time, soak.Verdict{Namespace: ns, Uncovered: j.WouldDrop, Reason: j.Reason})
 		in.Stats.Observed.Add(1)
 		observed = true
 	}

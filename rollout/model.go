@@ -7,11 +7,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/shadowgate/shadowgate/evaluator"
 	"github.com/shadowgate/shadowgate/evaluator/cluster"
 	"github.com/shadowgate/shadowgate/evaluator/compile"
 	"github.com/shadowgate/shadowgate/simulate"
-	"github.com/shadowgate/shadowgate/simulate/soak"
 )
 
 // governed is how one rollout wants its namespace judged.
@@ -122,31 +120,4 @@ func unmanagedOptions() simulate.Options {
 // isManaged reports whether a policy carries shadowgate's managed-by label.
 func isManaged(p *networkingv1.NetworkPolicy) bool {
 	return p.Labels[compile.ManagedByLabel] == compile.ManagedByValue
-}
-
-// peerOf is the soak store's name for an endpoint, as the simulate report names it.
-func (c Config) peerOf(ep evaluator.Endpoint) soak.Peer {
-	switch ep.Kind {
-	case evaluator.Pod:
-		w := ep.Pod.Workload
-		return soak.Peer{Namespace: w.Namespace, Workload: w.Name, Kind: w.Kind}
-	case evaluator.Host:
-		p := soak.Peer{Kind: soak.KindNode, Node: ep.Node}
-		if p.Node == "" && ep.IP.IsValid() {
-			p.Node = ep.IP.String()
-		}
-		return p
-	}
-	p := soak.Peer{Kind: soak.KindExternal}
-	if ep.IP.IsValid() {
-		ip := ep.IP.Unmap()
-		bits := c.ExternalPrefixV6
-		if ip.Is4() {
-			bits = c.ExternalPrefixV4
-		}
-		if pfx, err := ip.Prefix(bits); err == nil {
-			p.CIDR = pfx.String()
-		}
-	}
-	return p
 }

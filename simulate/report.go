@@ -217,8 +217,11 @@ func (j *Judgement) CrossNode() bool {
 		j.Enforced.Ingress.Exempt != evaluator.ExemptOwnNode
 }
 
-// edgeKey is the soak store's key for a judged connection: the peers as the report
-// names them.
+// EdgeKey is the soak store's key for a judged connection: the peers as the report names
+// them (external addresses bucketed by the Simulator's prefixes, a node's cross-node
+// flows under KindCrossNode), no port for a workload-level observation.
+func (s *Simulator) EdgeKey(j *Judgement) soak.EdgeKey { return s.agg.edgeKey(j) }
+
 func (a *aggregate) edgeKey(j *Judgement) soak.EdgeKey {
 	k := soak.EdgeKey{Source: a.peer(j.Conn.Src), Destination: a.peer(j.Conn.Dst), Protocol: string(j.Conn.Protocol), Port: j.Conn.Port}
 	if j.CrossNode() {
