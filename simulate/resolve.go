@@ -2,7 +2,6 @@ package simulate
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"unsafe"
 
@@ -273,12 +272,7 @@ func representative(s *cluster.Snapshot, w cluster.WorkloadID) *cluster.Pod {
 	// pods are contiguous in key order; pods of no identity are looked for everywhere.
 	pods := s.Pods
 	if w.Namespace != "" {
-		i, _ := slices.BinarySearchFunc(pods, &cluster.Pod{Namespace: w.Namespace}, cluster.ComparePodKeys)
-		j := i
-		for j < len(pods) && pods[j].Namespace == w.Namespace {
-			j++
-		}
-		pods = pods[i:j]
+		pods = cluster.PodsIn(pods, w.Namespace)
 	}
 	for _, p := range pods {
 		if p.HostNetwork || p.Workload.Namespace != w.Namespace || p.Workload.Name != w.Name {

@@ -125,6 +125,17 @@ func ComparePodKeys(a, b *Pod) int {
 	return strings.Compare(a.Key(), b.Key())
 }
 
+// PodsIn returns the pods of namespace in pods, which are sorted by key (as a
+// snapshot's are): in key order a namespace's pods are contiguous, from "namespace/" on.
+func PodsIn(pods []*Pod, namespace string) []*Pod {
+	i, _ := slices.BinarySearchFunc(pods, &Pod{Namespace: namespace}, ComparePodKeys)
+	j := i
+	for j < len(pods) && pods[j].Namespace == namespace {
+		j++
+	}
+	return pods[i:j]
+}
+
 // DiffPods compares two pod lists by namespace/name: changed is called with each pod of
 // next that prev holds no Same pod for (new or changed), gone with each pod of prev
 // that next does not hold. Lists sorted by key, as snapshots keep them, are merged in

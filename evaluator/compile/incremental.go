@@ -298,14 +298,7 @@ func samePods(a, b []*cluster.Pod) bool {
 
 // hasView reports whether pods (sorted by key) hold a pod of p's namespace with p's view.
 func hasView(pods []*cluster.Pod, p *cluster.Pod) bool {
-	// A namespace's pods are contiguous in key order, from the key "namespace/" on.
-	i, _ := slices.BinarySearchFunc(pods, &cluster.Pod{Namespace: p.Namespace}, cluster.ComparePodKeys)
-	for ; i < len(pods) && pods[i].Namespace == p.Namespace; i++ {
-		if sameView(pods[i], p) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(cluster.PodsIn(pods, p.Namespace), func(q *cluster.Pod) bool { return sameView(q, p) })
 }
 
 func podNamed(pods []*cluster.Pod, namespace, name string) *cluster.Pod {
