@@ -20,6 +20,29 @@ import (
 	"github.com/shadowgate/shadowgate/evaluator/intents"
 )
 
+// randomRun is how many events each random test applies per run, and how many seeds it
+// runs: fewer under -short and the race detector, which slows them tenfold.
+func randomRun(events, short int) (int, uint64) {
+	if testing.Short() || raceEnabled {
+		return short, 1
+	}
+	return events, 2
+}
+
+// fixtures loads the fixtures the random tests start from, by path.
+func fixtures(t *testing.T) map[string]*cluster.Snapshot {
+	t.Helper()
+	out := map[string]*cluster.Snapshot{}
+	for _, path := range []string{"testdata/shop", "testdata/broken"} {
+		s, err := cluster.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[path] = s
+	}
+	return out
+}
+
 // incrementalOptions are the option sets the incremental Compiler is held to Compile
 // with: every external mode, egress, fixed and targeted namespaces.
 func incrementalOptions() map[string]Options {
@@ -57,15 +80,8 @@ func TestCompilerMatchesCompile(t *testing.T) {
 // after each one, that the Compiler's result is byte-identical to Compile of the new
 // snapshot and that its deltas, applied in order, give exactly that policy set.
 func TestCompilerRandomIntentEvents(t *testing.T) {
-	events, seeds := 20, uint64(2)
-	if testing.Short() || raceEnabled {
-		events, seeds = 6, 1
-	}
-	for _, fixture := range []string{"testdata/shop", "testdata/broken"} {
-		s, err := cluster.Load(fixture)
-		if err != nil {
-			t.Fatal(err)
-		}
+	events, seeds := randomRun(20, 6)
+	for fixture, s := range fixtures(t) {
 		for name, o := range incrementalOptions() {
 			for seed := range seeds {
 				t.Run(fmt.Sprintf("%s/%s/seed=%d", fixture, name, seed), func(t *testing.T) {
@@ -349,15 +365,8 @@ func TestCompilerUnsortedIntents(t *testing.T) {
 // events, through Update, which redoes only the external allowances of the namespaces
 // whose policies changed; after each one the result must be byte-identical to Compile.
 func TestCompilerRandomPolicyEvents(t *testing.T) {
-	events, seeds := 16, uint64(2)
-	if testing.Short() || raceEnabled {
-		events, seeds = 6, 1
-	}
-	for _, fixture := range []string{"testdata/shop", "testdata/broken"} {
-		s, err := cluster.Load(fixture)
-		if err != nil {
-			t.Fatal(err)
-		}
+	events, seeds := randomRun(16, 6)
+	for fixture, s := range fixtures(t) {
 		for name, o := range incrementalOptions() {
 			for seed := range seeds {
 				t.Run(fmt.Sprintf("%s/%s/seed=%d", fixture, name, seed), func(t *testing.T) {
@@ -460,15 +469,8 @@ func randomPolicyEvent(rng *rand.Rand, s *cluster.Snapshot, i int) (*cluster.Sna
 // one the result must be byte-identical to Compile, and the invisible ones must not
 // have recompiled.
 func TestCompilerRandomPodEvents(t *testing.T) {
-	events, seeds := 24, uint64(2)
-	if testing.Short() || raceEnabled {
-		events, seeds = 8, 1
-	}
-	for _, fixture := range []string{"testdata/shop", "testdata/broken"} {
-		s, err := cluster.Load(fixture)
-		if err != nil {
-			t.Fatal(err)
-		}
+	events, seeds := randomRun(24, 8)
+	for fixture, s := range fixtures(t) {
 		// Two worlds for the external check. In one every namespace admits IPv4 from
 		// anywhere, so whether a pod has only IPv6 addresses decides whether its Services
 		// are blocked from outside; in the other every namespace denies all ingress, so
